@@ -1,0 +1,7 @@
+"""``python -m b2bua``."""
+
+import sys
+
+from b2bua.cli import main
+
+sys.exit(main())

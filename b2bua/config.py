@@ -1,0 +1,155 @@
+"""The configuration file: TOML (stdlib ``tomllib``) validated into frozen pydantic models.
+
+:func:`load_config` reports EVERY error in one go, each with its TOML path and what was
+expected, by raising :class:`ConfigError`. Unknown keys are errors, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from b2bua.sip.address import Transport
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """``udp:127.0.0.1:5060``: a transport, an IP address to bind and a port (0 = any)."""
+
+    transport: Transport
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport.lower()}:{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        scheme, sep, rest = text.partition(":")
+        if not sep or scheme.lower() not in ("udp", "tcp"):
+            raise ValueError(f"{text!r}: expected 'udp:HOST:PORT' or 'tcp:HOST:PORT'")
+        host, colon, port_text = rest.rpartition(":")
+        if not colon or not port_text.isdigit() or int(port_text) > 65535:
+            raise ValueError(f"{text!r}: expected a port number from 0 to 65535 after the host")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: expected an IP address to bind, got {host!r}") from None
+        return cls(Transport(scheme.upper()), host, int(port_text))
+
+
+def _check_listen(value: str) -> str:
+    ListenAddress.parse(value)
+    return value
+
+
+ListenText = Annotated[str, AfterValidator(_check_listen)]
+
+
+class ServerSettings(_Model):
+    listen: Annotated[list[ListenText], Field(min_length=1)] = [
+        "udp:127.0.0.1:5060",
+        "tcp:127.0.0.1:5060",
+    ]
+    advertised_address: str | None = None
+    data_dir: str = "data"
+    user_agent: str = "b2bua"
+
+    @field_validator("advertised_address")
+    @classmethod
+    def _check_advertised(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in " \t;,<>@")):
+            raise ValueError("expected a host name or IP address for Via, Contact and SDP")
+        return value
+
+    @property
+    def listen_addresses(self) -> list[ListenAddress]:
+        return [ListenAddress.parse(item) for item in self.listen]
+
+
+class SipSettings(_Model):
+    """RFC 3261 timer bases (section 17) and the parser's limits."""
+
+    t1: Annotated[float, Field(gt=0, le=10)] = 0.5
+    t2: Annotated[float, Field(gt=0, le=60)] = 4.0
+    t4: Annotated[float, Field(gt=0, le=60)] = 5.0
+    max_message_size: Annotated[int, Field(ge=1024, le=65535)] = 65535
+    max_headers: Annotated[int, Field(ge=10, le=1000)] = 100
+    max_line_length: Annotated[int, Field(ge=256, le=65535)] = 8192
+
+
+class LogSettings(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class Config(_Model):
+    server: ServerSettings = ServerSettings()
+    sip: SipSettings = SipSettings()
+    log: LogSettings = LogSettings()
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``errors`` lists (location, message) pairs."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} error(s)")
+
+    def lines(self) -> list[str]:
+        return [f"{self.source}: {loc}: {msg}" for loc, msg in self.errors]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Validate parsed TOML; raise ConfigError with every problem found."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (not one this version understands)"
+            elif "input" in err and err["type"] not in ("missing", "value_error"):
+                message = f"{message} (got {err['input']!r})"
+            errors.append((_location(tuple(err["loc"])), message))
+        raise ConfigError(source, errors) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file; raise ConfigError listing every error."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(source, [("(file)", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(source, [("(file)", "not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [("(syntax)", str(exc))]) from None
+    return parse_config(data, source)

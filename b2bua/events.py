@@ -1,0 +1,60 @@
+"""The boundary between the pure switch and the asyncio shell: what the shell feeds in
+(inputs, past-tense facts) and what the switch asks it to do (outputs, imperatives).
+
+All are plain frozen dataclasses with no sockets or callbacks inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from b2bua.sip.address import ConnectionId, Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatagramReceived:
+    """A UDP datagram arrived from ``peer``."""
+
+    data: bytes
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReceived:
+    """One complete message, framed by Content-Length, arrived on a TCP connection."""
+
+    data: bytes
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed:
+    """A TCP connection went away (closed by the peer, or by us after a framing error)."""
+
+    connection: ConnectionId
+
+
+Input: TypeAlias = DatagramReceived | StreamReceived | ConnectionClosed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendDatagram:
+    data: bytes
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendStream:
+    """Write ``data`` on the connection of ``peer`` (``peer.connection`` must be set)."""
+
+    data: bytes
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseConnection:
+    connection: ConnectionId
+
+
+Output: TypeAlias = SendDatagram | SendStream | CloseConnection

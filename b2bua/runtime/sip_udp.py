@@ -1,0 +1,52 @@
+"""UDP transport: one datagram endpoint per listen address."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import cast
+
+import structlog
+
+from b2bua.events import DatagramReceived, Input
+from b2bua.sip.address import Peer, Transport
+
+log = structlog.get_logger(__name__)
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    """Turns datagrams into :class:`DatagramReceived` inputs and sends datagrams."""
+
+    def __init__(self, feed: Callable[[Input], None]) -> None:
+        self._feed = feed
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's, so no isinstance check here.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        host, port = str(addr[0]), int(str(addr[1]))
+        self._feed(DatagramReceived(data=data, peer=Peer(Transport.UDP, host, port)))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the transaction timers deal with loss.
+        log.debug("udp_error", error=str(exc))
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            self.transport.sendto(data, (peer.host, peer.port))
+        except OSError as exc:
+            log.warning("udp_send_failed", peer=str(peer), error=str(exc))
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        assert self.transport is not None
+        sockname = self.transport.get_extra_info("sockname")
+        return str(sockname[0]), int(sockname[1])
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,64 @@
+"""TimerQueue: the one heap of deadlines the pure core keeps.
+
+Owners file timers under a hashable key; scheduling a key again replaces its deadline,
+cancelling is lazy (stale heap entries are skipped when they surface). The shell arms a
+single ``loop.call_at`` for :meth:`next_deadline` and calls :meth:`pop_due` when it fires.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class TimerQueue(Generic[K]):
+    """Deadlines by key. Ties fire in the order they were scheduled."""
+
+    __slots__ = ("_current", "_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, K]] = []
+        self._current: dict[K, tuple[float, int]] = {}
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._current
+
+    def schedule(self, key: K, at: float) -> None:
+        seq = next(self._seq)
+        self._current[key] = (at, seq)
+        heapq.heappush(self._heap, (at, seq, key))
+
+    def cancel(self, key: K) -> None:
+        self._current.pop(key, None)
+
+    def deadline(self, key: K) -> float | None:
+        entry = self._current.get(key)
+        return None if entry is None else entry[0]
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            at, seq, key = heap[0]
+            if self._current.get(key) == (at, seq):
+                return at
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self, now: float) -> list[K]:
+        """Remove and return every key whose deadline is at or before ``now``, in order."""
+        due: list[K] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, seq, key = heapq.heappop(heap)
+            if self._current.get(key) == (at, seq):
+                del self._current[key]
+                due.append(key)
+        return due
