@@ -11,11 +11,9 @@ import random
 import secrets
 from typing import Final, Protocol
 
-from b2bua.sip.headers import MAGIC_COOKIE
-
-#: Our branches start with the RFC 3261 magic cookie and a marker of our own, so a
-#: request that comes back to us carrying one of our Vias is recognised as a loop.
-BRANCH_PREFIX: Final = MAGIC_COOKIE + "-b2b-"
+#: Our branches start with the RFC 3261 magic cookie (section 8.1.1.7, "z9hG4bK") and a
+#: marker of our own, so a request that comes back carrying one of our Vias is a loop.
+BRANCH_PREFIX: Final = "z9hG4bK-b2b-"
 
 
 class IdSource(Protocol):

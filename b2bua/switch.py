@@ -200,6 +200,10 @@ class Switch:
     ) -> tuple[int | None, str | None, list[tuple[str, str]]]:
         """Sections 8.2.1 to 8.2.2 and 16.3: the checks before a request is acted on."""
         method = request.method
+        if method not in KNOWN_METHODS:
+            # RFC 4475 section 3.1.2.18: an unknown method is answered 501 even when its
+            # CSeq does not match either.
+            return StatusCode.NOT_IMPLEMENTED, None, []
         if request.cseq.method != method:
             return StatusCode.BAD_REQUEST, "CSeq Method Does Not Match", []
         max_forwards = request.max_forwards
@@ -216,8 +220,6 @@ class Switch:
             return StatusCode.BAD_REQUEST, "Malformed Request-URI", []
         if scheme not in _SIP_SCHEMES:
             return StatusCode.UNSUPPORTED_URI_SCHEME, None, []
-        if method not in KNOWN_METHODS:
-            return StatusCode.NOT_IMPLEMENTED, None, []
         if method not in ALLOWED_METHODS:
             return StatusCode.METHOD_NOT_ALLOWED, None, [("Allow", ", ".join(ALLOWED_METHODS))]
         if self._is_merged(request, key):

@@ -100,7 +100,7 @@ class Server:
         if self.driver is not None:
             self.driver.close()
         for endpoint in self.udp:
-            endpoint.close()
+            await endpoint.close()
         for listener in self.tcp:
             await listener.close()
         if self.ready_file is not None:

@@ -20,6 +20,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def __init__(self, feed: Callable[[Input], None]) -> None:
         self._feed = feed
         self.transport: asyncio.DatagramTransport | None = None
+        self.closed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check here.
@@ -28,6 +29,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         host, port = str(addr[0]), int(str(addr[1]))
         self._feed(DatagramReceived(data=data, peer=Peer(Transport.UDP, host, port)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the transaction timers deal with loss.
@@ -47,6 +51,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         sockname = self.transport.get_extra_info("sockname")
         return str(sockname[0]), int(sockname[1])
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close the socket and wait until it is released."""
         if self.transport is not None:
             self.transport.close()
+            await asyncio.wait_for(self.closed.wait(), 5)

@@ -168,8 +168,7 @@ def _long_values() -> bytes:
     user = "very-long-user-" + "x" * 240
     display = "Long Name " * 30
     vias = [
-        f"SIP/2.0/UDP hop{i:02d}.b2bua.test:5060;branch=z9hG4bK-long-{i:02d}"
-        for i in range(1, 31)
+        f"SIP/2.0/UDP hop{i:02d}.b2bua.test:5060;branch=z9hG4bK-long-{i:02d}" for i in range(1, 31)
     ]
     lines = [
         f"INVITE sip:{user}@b2bua.test SIP/2.0",
@@ -269,9 +268,7 @@ def _long_header_line(folded: bool) -> bytes:
 MULTIPART_BODY = (
     b"--b2bua.boundary.42\r\n"
     b"Content-Type: application/sdp\r\n"
-    b"\r\n"
-    + SDP_OFFER.encode()
-    + b"--b2bua.boundary.42\r\n"
+    b"\r\n" + SDP_OFFER.encode() + b"--b2bua.boundary.42\r\n"
     b"Content-Type: application/octet-stream\r\n"
     b"Content-Disposition: signal;handling=optional\r\n"
     b"\r\n"
@@ -358,7 +355,7 @@ VALID: list[Case] = [
         "sip:it's_a~(strange!)&user+name$/ok?,/;;*:s3cr3t&=+$,_(pw)~!*'@chars.b2bua.test"
         " SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 198.51.100.31;branch=z9hG4bK-.!%77*_+`'~\r\n"
-        "To: \"Bell:\\\x07 Del:\\\x7f Tab:\\\t\" "
+        'To: "Bell:\\\x07 Del:\\\x7f Tab:\\\t" '
         "<sip:it's_a~(strange!)&user+name$/ok?,/;;*@chars.b2bua.test>\r\n"
         "From: tok1~` tok2'+_ tok3*%!.- <sip:plain@b2bua.test> "
         ";x-param''~+*_!.-%=\"привет, мир\";tag=_t~1'+`*%!-.\r\n"
@@ -829,8 +826,7 @@ VALID: list[Case] = [
                 "Reject-Contact": ["*;video"],
                 "Request-Disposition": ["parallel"],
                 "Identity": [
-                    "aGVhZGVy.Y2xhaW1z.c2lnbmF0dXJl;info=<https://cert.b2bua.test/sw.pem>"
-                    ";alg=ES256"
+                    "aGVhZGVy.Y2xhaW1z.c2lnbmF0dXJl;info=<https://cert.b2bua.test/sw.pem>;alg=ES256"
                 ],
                 "Content-Encoding": ["gzip"],
                 "Content-Length": ["0"],
@@ -1277,8 +1273,7 @@ VALID: list[Case] = [
     ),
     ok(
         "udp-no-content-length",
-        "On UDP a message without Content-Length has a body running to the end of the "
-        "datagram.",
+        "On UDP a message without Content-Length has a body running to the end of the datagram.",
         "MESSAGE sip:listener@b2bua.test SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 198.51.100.174;branch=z9hG4bK-nocl-1\r\n"
         "From: <sip:talker@b2bua.test>;tag=nocl-t\r\n"
@@ -1853,8 +1848,7 @@ INVALID: list[Case] = [
     ),
     error(
         "cseq-too-large",
-        "RFC 4475 3.1.2.4: a CSeq number of 2**31 (one past the largest legal value) is an "
-        "error.",
+        "RFC 4475 3.1.2.4: a CSeq number of 2**31 (one past the largest legal value) is an error.",
         "INVITE sip:yann@b2bua.test SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 198.51.100.213;branch=z9hG4bK-cseq-2\r\n"
         "From: <sip:counter@b2bua.test>;tag=cs-2\r\n"
@@ -2090,8 +2084,7 @@ INVALID: list[Case] = [
     ),
     error(
         "tcp-missing-content-length",
-        "Over TCP Content-Length is mandatory (RFC 3261 20.14); a request without it is an "
-        "error.",
+        "Over TCP Content-Length is mandatory (RFC 3261 20.14); a request without it is an error.",
         "OPTIONS sip:sw.b2bua.test SIP/2.0\r\n"
         "Via: SIP/2.0/TCP 198.51.100.227;branch=z9hG4bK-tcpcl-1\r\n"
         "From: <sip:streamer@b2bua.test>;tag=tc-1\r\n"
@@ -2262,8 +2255,15 @@ def _check(cases: list[Case]) -> None:
 # TOML output (written by hand: the standard library reads TOML but does not write it).
 # ---------------------------------------------------------------------------------------------
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
-            "\f": "\\f"}
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
 
 
 def _toml_str(s: str) -> str:
