@@ -122,10 +122,28 @@ class Via(NamedTuple):
         )
 
 
-# The common spelling: ``SIP/2.0/UDP host:port;params`` without optional whitespace.
+# Fast paths for the spellings nearly every peer uses, strict enough that what they
+# accept needs no further check: no optional whitespace, no quoted parameter values.
+_SIMPLE_PARAMS_TAIL: Final = rf"((?:;{grammar.TOKEN}(?:=[^;\s\",<>]+)?)*)"
 _SIMPLE_VIA_RE: Final = re.compile(
-    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?((?:;[^\s;\"]+)*)"
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?"
+    + _SIMPLE_PARAMS_TAIL
 )
+_SIMPLE_NAME_ADDR_RE: Final = re.compile(
+    rf'(?:"([^"\\]*)" ?|({grammar.TOKEN}(?: {grammar.TOKEN})*) ?)?'
+    r'<([A-Za-z][A-Za-z0-9+\-.]*:[^\s<>"]*)>' + _SIMPLE_PARAMS_TAIL
+)
+
+
+def _split_simple_params(text: str) -> Params:
+    """Parameters already checked by a fast-path pattern: split, no validation."""
+    if not text:
+        return ()
+    params: list[tuple[str, str | None]] = []
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        params.append((name, value if eq else None))
+    return tuple(params)
 
 
 def _via_port(text: str | None) -> int | None:
@@ -141,9 +159,7 @@ def parse_via(value: str) -> Via:
     m = _SIMPLE_VIA_RE.fullmatch(value)
     if m is not None:
         transport, host, port, rest = m.groups()
-        return Via(
-            transport.upper(), host, _via_port(port), parse_params(rest, "Via") if rest else ()
-        )
+        return Via(transport.upper(), host, _via_port(port), _split_simple_params(rest))
     m = grammar.VIA_RE.match(value)
     if m is None:
         raise ParseError("malformed Via header")
@@ -230,6 +246,10 @@ WILDCARD: Final = NameAddr("*", None, (), is_wildcard=True)
 
 def parse_name_addr(value: str, what: str = "name-addr") -> NameAddr:
     """Parse ``name-addr`` or ``addr-spec``, each followed by header parameters."""
+    m = _SIMPLE_NAME_ADDR_RE.fullmatch(value)
+    if m is not None:
+        quoted, token_name, uri_text, rest = m.groups()
+        return NameAddr(uri_text, token_name or quoted, _split_simple_params(rest))
     text = value.strip()
     if text == "*":
         return WILDCARD

@@ -391,10 +391,11 @@ class Message:
 
     def _required(self, key: str) -> str:
         headers = self.headers
-        try:
-            return headers._value_at(headers._keys.index(key))
-        except ValueError:
-            raise ParseError(f"Missing {canonical_name(key)} Header") from None
+        if key not in headers._keys:
+            raise ParseError(f"Missing {canonical_name(key)} Header")
+        index = headers._keys.index(key)
+        value = headers._values[index]
+        return headers._value_at(index) if value is None else value
 
     def _first_list_value(self, key: str) -> str:
         value = self._required(key)
