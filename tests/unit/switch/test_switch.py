@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from b2bua.config import ListenAddress
 from b2bua.events import (
@@ -274,3 +276,30 @@ def test_corpus_malformed_request_is_answered(name: str) -> None:
 def test_corpus_unanswerable_message_is_dropped(name: str) -> None:
     data = (CORPUS / CASES[name]["file"]).read_bytes()
     assert make_switch().handle(DatagramReceived(data=data, peer=PHONE), 0.0) == []
+
+
+# -- nothing a peer sends makes the switch raise, and it answers the next request
+
+_seeds = [request(), request("INVITE"), request("CANCEL"), request("FOO", extra="Require: x\r\n")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(_seeds),
+    st.lists(st.tuples(st.integers(0, 400), st.binary(min_size=0, max_size=6)), max_size=4),
+    st.booleans(),
+)
+def test_mutated_requests_never_break_the_switch(
+    seed: bytes, edits: list[tuple[int, bytes]], over_tcp: bool
+) -> None:
+    data = seed
+    for position, junk in edits:
+        data = data[:position] + junk + data[position + len(junk) :]
+    switch = make_switch()
+    tcp = Peer(Transport.TCP, "192.0.2.7", 40002, ConnectionId(3))
+    event = (
+        StreamReceived(data=data, peer=tcp) if over_tcp else DatagramReceived(data=data, peer=PHONE)
+    )
+    switch.handle(event, 0.0)
+    switch.fire_timers(100.0)
+    assert answer(switch, request(branch="z9hG4bKnext"), 100.0).status == 200
