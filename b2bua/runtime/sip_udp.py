@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 import structlog
 
@@ -12,6 +13,9 @@ from b2bua.events import DatagramReceived, Input
 from b2bua.sip.address import Peer, Transport
 
 log = structlog.get_logger(__name__)
+
+#: What we ask for; the kernel grants at most twice net.core.rmem_max.
+RECEIVE_BUFFER: Final = 4 * 1024 * 1024
 
 
 class UdpEndpoint(asyncio.DatagramProtocol):
@@ -25,6 +29,22 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check here.
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self._enlarge_receive_buffer()
+
+    def _enlarge_receive_buffer(self) -> None:
+        """A burst (a registration storm, a flood of junk) must queue, not be dropped: ask
+        for a large receive buffer. Linux caps it at net.core.rmem_max (doubled)."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            size = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError as exc:
+            log.warning("udp_receive_buffer_not_set", error=str(exc))
+            return
+        log.debug("udp_receive_buffer", bytes=size)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         host, port = str(addr[0]), int(str(addr[1]))
