@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from b2bua import __version__
-from b2bua.config import ConfigError, ListenAddress, load_config
+from b2bua.config import ConfigError, ListenAddress, load_config, parse_http_listen
 from b2bua.logging import configure_logging
 
 
@@ -19,6 +19,14 @@ def _listen_arg(text: str) -> ListenAddress:
         return ListenAddress.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _http_listen_arg(text: str) -> str:
+    try:
+        parse_http_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="log format (default: the config's log.format)",
     )
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    run.add_argument(
+        "--status-listen",
+        type=_http_listen_arg,
+        default=None,
+        metavar="HOST:PORT",
+        help="status server address (replaces the config's status.listen; port 0 picks a "
+        "free port, written to the ready file)",
+    )
     run.add_argument(
         "--ready-file",
         type=Path,
@@ -93,12 +109,13 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(args.log_format or config.log.format, args.log_level or config.log.level)
     from b2bua.runtime.server import run  # noqa: PLC0415 - keeps check-config light
+    from b2bua.runtime.store import StoreError  # noqa: PLC0415
 
     listen = args.listen or config.server.listen_addresses
     data_dir = args.data_dir or Path(config.server.data_dir)
     try:
-        run(config, listen, data_dir, args.ready_file)
-    except OSError as exc:
+        run(config, listen, data_dir, args.ready_file, args.status_listen)
+    except (OSError, StoreError) as exc:
         sys.stderr.write(f"b2bua: cannot start: {exc}\n")
         return 1
     except KeyboardInterrupt:

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
 
 
@@ -64,14 +73,23 @@ class ServerSettings(_Model):
         "tcp:127.0.0.1:5060",
     ]
     advertised_address: str | None = None
+    domain: str | None = None
+    realm: str | None = None
     data_dir: str = "data"
     user_agent: str = "b2bua"
 
-    @field_validator("advertised_address")
+    @field_validator("advertised_address", "domain")
     @classmethod
-    def _check_advertised(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c in value for c in " \t;,<>@")):
-            raise ValueError("expected a host name or IP address for Via, Contact and SDP")
+    def _check_host(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in ' \t;,<>@:"')):
+            raise ValueError("expected a host name or IP address")
+        return value
+
+    @field_validator("realm")
+    @classmethod
+    def _check_realm(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in '"\\\r\n')):
+            raise ValueError("expected a non-empty realm without quotes or backslashes")
         return value
 
     @property
@@ -90,6 +108,32 @@ class SipSettings(_Model):
     max_line_length: Annotated[int, Field(ge=256, le=65535)] = 8192
 
 
+class StatusSettings(_Model):
+    """The HTTP status server (JSON at /status)."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_http_listen(value)
+        return value
+
+
+def parse_http_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8080`` (or ``[::1]:8080``) -> (host, port); port 0 picks a free one."""
+    host, colon, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected HOST:PORT with a port from 0 to 65535")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"expected an IP address to bind, got {host!r}") from None
+    return host, int(port)
+
+
 class LogSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -98,7 +142,40 @@ class LogSettings(_Model):
 class Config(_Model):
     server: ServerSettings = ServerSettings()
     sip: SipSettings = SipSettings()
+    registrar: RegistrarSettings = RegistrarSettings()
+    security: SecuritySettings = SecuritySettings()
+    status: StatusSettings = StatusSettings()
     log: LogSettings = LogSettings()
+    extensions: Extensions = {}
+
+    @model_validator(mode="after")
+    def _ha1_covers_offered_algorithms(self) -> Config:
+        # An HA1 verifies only answers to its own algorithm; a phone that answers the
+        # first challenge it supports would loop on 401 otherwise.
+        missing = [
+            f"extensions.{number}: no HA1 for {algorithm}, which registrar.algorithms offers"
+            for number, ext in self.extensions.items()
+            if ext.password is None
+            for algorithm in self.registrar.algorithms
+            if {"MD5": ext.ha1_md5, "SHA-256": ext.ha1_sha256}[algorithm] is None
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
+        return self
+
+    @property
+    def domain(self) -> str:
+        """The SIP domain of the extensions' addresses of record."""
+        if self.server.domain:
+            return self.server.domain
+        if self.server.advertised_address:
+            return self.server.advertised_address
+        return self.server.listen_addresses[0].host
+
+    @property
+    def realm(self) -> str:
+        """The digest realm (RFC 3261 section 22.1): by default the domain."""
+        return self.server.realm or self.domain
 
 
 class ConfigError(Exception):

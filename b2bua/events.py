@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from b2bua.registrar.binding import Binding
 from b2bua.sip.address import ConnectionId, Peer
 
 
@@ -35,7 +36,15 @@ class ConnectionClosed:
     connection: ConnectionId
 
 
-Input: TypeAlias = DatagramReceived | StreamReceived | ConnectionClosed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateLoaded:
+    """What the store held at start (bindings not yet expired), fed in once before
+    serving."""
+
+    bindings: tuple[Binding, ...]
+
+
+Input: TypeAlias = DatagramReceived | StreamReceived | ConnectionClosed | StateLoaded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,4 +66,17 @@ class CloseConnection:
     connection: ConnectionId
 
 
-Output: TypeAlias = SendDatagram | SendStream | CloseConnection
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveBinding:
+    """Persist (insert or replace) a binding."""
+
+    binding: Binding
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteBinding:
+    aor: str
+    contact: str
+
+
+Output: TypeAlias = SendDatagram | SendStream | CloseConnection | SaveBinding | DeleteBinding

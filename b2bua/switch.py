@@ -3,20 +3,22 @@ through the transaction layer and the request handling of RFC 3261 section 8.2, 
 returns what to send; timers live in one :class:`TimerQueue` whose next deadline the
 shell arms.
 
-What the switch answers by itself (until registrar, calls and hunting arrive):
-OPTIONS gets 200 with Allow, Accept and Supported (section 11.2); CANCEL gets 200 and
-its INVITE 487, or 481 when there is no such INVITE; a method no RFC defines gets 501
-and a known method we do not offer yet 405 with Allow; Max-Forwards 0 gets 483 (except
-OPTIONS, which we answer ourselves, section 16.3 item 3); a request carrying one of our
-own Vias, or a merged request (section 8.2.2.2), gets 482; a Require we do not support
-gets 420 with Unsupported; a malformed request gets 400 (505, 513) naming the fault.
+What the switch answers by itself (until calls and hunting arrive): REGISTER goes to the
+registrar (digest authentication, bindings, expiry on the switch's clock); OPTIONS gets
+200 with Allow, Accept and Supported (section 11.2); CANCEL gets 200 and its INVITE 487,
+or 481 when there is no such INVITE; a method no RFC defines gets 501 and a known method
+we do not offer yet 405 with Allow; Max-Forwards 0 gets 483 (except OPTIONS, which we
+answer ourselves, section 16.3 item 3); a request carrying one of our own Vias, or a
+merged request (section 8.2.2.2), gets 482; a Require we do not support gets 420 with
+Unsupported; a malformed request gets 400 (505, 513) naming the fault.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from structlog.typing import FilteringBoundLogger
 
@@ -25,13 +27,19 @@ from b2bua.events import (
     CloseConnection,
     ConnectionClosed,
     DatagramReceived,
+    DeleteBinding,
     Input,
     Output,
+    SaveBinding,
     SendDatagram,
     SendStream,
+    StateLoaded,
     StreamReceived,
 )
 from b2bua.ids import BRANCH_PREFIX, IdSource
+from b2bua.registrar.location import Registration
+from b2bua.registrar.service import RegistrarService
+from b2bua.registrar.settings import Extension, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Peer, Transport
 from b2bua.sip.errors import LocalProtocolError, SipError
 from b2bua.sip.message import Request, Response, make_response
@@ -57,14 +65,23 @@ from b2bua.transaction.keys import TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
 
-#: Methods the switch offers today; later issues add INVITE, REGISTER, BYE...
-ALLOWED_METHODS: Final = ("OPTIONS", "CANCEL")
+#: Methods the switch offers today; the calls issue adds INVITE, ACK, BYE...
+ALLOWED_METHODS: Final = ("REGISTER", "OPTIONS", "CANCEL")
 #: Option tags we support (RFC 3261 section 19.2); none yet.
 SUPPORTED_EXTENSIONS: Final[tuple[str, ...]] = ()
 ACCEPTED_CONTENT: Final = "application/sdp"
 _SIP_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
 
-TimerKey: TypeAlias = tuple[TransactionKey, TimerName]
+
+@dataclass(frozen=True, slots=True)
+class BindingExpiry:
+    """The timer of one registration's expiry."""
+
+    aor: str
+    contact: str
+
+
+TimerKey: TypeAlias = tuple[TransactionKey, TimerName] | BindingExpiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +93,10 @@ class SwitchSettings:
     user_agent: str = "b2bua"
     timers: TimerSettings = field(default_factory=TimerSettings)
     limits: ParserLimits = field(default_factory=ParserLimits)
+    realm: str = "b2bua"
+    extensions: Mapping[str, Extension] = field(default_factory=dict)
+    registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def host(self) -> str:
@@ -90,10 +111,29 @@ class Switch:
     and the timers (:meth:`fire_timers`). Outputs: :class:`SendDatagram`,
     :class:`SendStream`, :class:`CloseConnection`."""
 
-    def __init__(self, settings: SwitchSettings, ids: IdSource, log: FilteringBoundLogger) -> None:
+    def __init__(
+        self,
+        settings: SwitchSettings,
+        ids: IdSource,
+        log: FilteringBoundLogger,
+        *,
+        secret: bytes,
+        wall_offset: float = 0.0,
+    ) -> None:
+        """``secret`` (at least 32 random bytes) keys the digest nonces; ``wall_offset``
+        turns the loop's monotonic ``now`` into wall-clock time (``now + wall_offset``)."""
         self.settings = settings
         self._ids = ids
         self._log = log
+        self.wall_offset = wall_offset
+        self.registrar = RegistrarService(
+            realm=settings.realm,
+            extensions=settings.extensions,
+            settings=settings.registrar,
+            security=settings.security,
+            secret=secret,
+            log=log,
+        )
         self._layer = TransactionLayer(settings.timers)
         self._timers: TimerQueue[TimerKey] = TimerQueue()
         # Section 8.2.2.2: (From tag, Call-ID, CSeq) of requests in progress -> their key.
@@ -112,11 +152,20 @@ class Switch:
                 return self._on_bytes(data, peer, now, stream=True)
             case ConnectionClosed():
                 return []
+            case StateLoaded(bindings=bindings):
+                restored = self.registrar.restore(bindings, now + self.wall_offset)
+                self._time_bindings(restored, [])
+                return []
 
     def fire_timers(self, now: float) -> list[Output]:
         out: list[Output] = []
-        for key, name in self._timers.pop_due(now):
-            out += self._apply(self._layer.on_timer(key, name, now), now)
+        for key in self._timers.pop_due(now):
+            if isinstance(key, BindingExpiry):
+                expired = self.registrar.expire(key.aor, key.contact, now + self.wall_offset)
+                if expired is not None:
+                    out.append(DeleteBinding(aor=key.aor, contact=expired.binding.contact))
+            else:
+                out += self._apply(self._layer.on_timer(key[0], key[1], now), now)
         return out
 
     def next_deadline(self) -> float | None:
@@ -188,6 +237,8 @@ class Switch:
         if status is None:
             if request.method == "OPTIONS":
                 return self._respond(key, self._options_response(request), now)
+            if request.method == "REGISTER":
+                return self._on_register(request, peer, key, now)
             # CANCEL comes as CancelReceived; nothing else is allowed yet.
             status = StatusCode.METHOD_NOT_ALLOWED
         response = self._response(request, status, reason)
@@ -245,6 +296,38 @@ class Switch:
         self._in_progress[identity] = key
         self._progress_by_key[key] = identity
         return False
+
+    def _on_register(
+        self, request: Request, peer: Peer, key: TransactionKey, now: float
+    ) -> list[Output]:
+        reply = self.registrar.on_register(request, peer, now, now + self.wall_offset)
+        if reply is None:
+            # A blocked source: say nothing, and let the transaction go at once.
+            return self._apply(self._layer.terminate(key, now), now)
+        response = self._response(request, reply.status, reply.reason)
+        for name, value in reply.headers:
+            response.headers.add(name, value)
+        out = self._respond(key, response, now)
+        self._time_bindings(reply.saved, reply.removed)
+        out += [SaveBinding(binding=reg.binding) for reg in reply.saved]
+        out += [
+            DeleteBinding(aor=reg.binding.aor, contact=reg.binding.contact) for reg in reply.removed
+        ]
+        return out
+
+    def _time_bindings(self, saved: list[Registration], removed: list[Registration]) -> None:
+        """Expiry runs on the switch's clock: wall-clock expiry minus the offset."""
+        for reg in removed:
+            self._timers.cancel(BindingExpiry(reg.binding.aor, reg.binding.contact))
+        for reg in saved:
+            at = reg.binding.expires_at - self.wall_offset
+            self._timers.schedule(BindingExpiry(reg.binding.aor, reg.binding.contact), at)
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """What /status shows."""
+        state = self.registrar.snapshot(now, now + self.wall_offset)
+        state["transactions"] = len(self._layer)
+        return state
 
     def _options_response(self, request: Request) -> Response:
         response = self._response(request, StatusCode.OK)

@@ -8,7 +8,16 @@ from typing import Protocol
 
 import structlog
 
-from b2bua.events import CloseConnection, Input, Output, SendDatagram, SendStream
+from b2bua.events import (
+    CloseConnection,
+    DeleteBinding,
+    Input,
+    Output,
+    SaveBinding,
+    SendDatagram,
+    SendStream,
+)
+from b2bua.registrar.binding import Binding
 from b2bua.sip.address import ConnectionId, Peer
 
 log = structlog.get_logger(__name__)
@@ -23,11 +32,17 @@ class Core(Protocol):
 
 
 class Transports(Protocol):
+    """What the driver executes: the network, and the store (which never blocks)."""
+
     def send_datagram(self, data: bytes, peer: Peer) -> None: ...
 
     def send_stream(self, data: bytes, peer: Peer) -> None: ...
 
     def close_connection(self, connection: ConnectionId) -> None: ...
+
+    def save_binding(self, binding: Binding) -> None: ...
+
+    def delete_binding(self, aor: str, contact: str) -> None: ...
 
 
 class Driver:
@@ -65,6 +80,10 @@ class Driver:
                     self._transports.send_stream(data, peer)
                 case CloseConnection(connection=connection):
                     self._transports.close_connection(connection)
+                case SaveBinding(binding=binding):
+                    self._transports.save_binding(binding)
+                case DeleteBinding(aor=aor, contact=contact):
+                    self._transports.delete_binding(aor, contact)
 
     def _rearm(self) -> None:
         deadline = self._core.next_deadline()

@@ -11,19 +11,24 @@ import contextlib
 import itertools
 import json
 import os
+import secrets
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
-from b2bua.config import Config, ListenAddress
-from b2bua.events import Input
+from b2bua.config import Config, ListenAddress, parse_http_listen
+from b2bua.events import Input, StateLoaded
 from b2bua.ids import SecureIds
+from b2bua.registrar.binding import Binding
 from b2bua.runtime.driver import Driver
 from b2bua.runtime.sip_tcp import TcpListener
 from b2bua.runtime.sip_udp import UdpEndpoint
+from b2bua.runtime.status_api import StatusServer
+from b2bua.runtime.store import BindingStore
 from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.parser import ParserLimits
 from b2bua.switch import Switch, SwitchSettings
@@ -40,10 +45,14 @@ class Server:
     listen: list[ListenAddress]
     data_dir: Path
     ready_file: Path | None = None
+    status_listen: str | None = None
     udp: list[UdpEndpoint] = field(default_factory=list)
     tcp: list[TcpListener] = field(default_factory=list)
     bound: list[ListenAddress] = field(default_factory=list)
     driver: Driver | None = None
+    switch: Switch | None = None
+    store: BindingStore | None = None
+    status: StatusServer | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _feed(self, event: Input) -> None:
@@ -56,6 +65,7 @@ class Server:
         limits = ParserLimits(sip.max_message_size, sip.max_headers, sip.max_line_length)
         connection_ids = itertools.count(1)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = BindingStore.open(self.data_dir)
         for address in self.listen:
             if address.transport is Transport.UDP:
                 _, endpoint = await loop.create_datagram_endpoint(
@@ -69,22 +79,59 @@ class Server:
                 self.tcp.append(listener)
                 host, port = listener.local_address
             self.bound.append(ListenAddress(address.transport, host, port))
+        config = self.config
         settings = SwitchSettings(
             listen=tuple(self.bound),
-            advertised_address=self.config.server.advertised_address,
-            user_agent=self.config.server.user_agent,
+            advertised_address=config.server.advertised_address,
+            user_agent=config.server.user_agent,
             timers=TimerSettings(t1=sip.t1, t2=sip.t2, t4=sip.t4),
             limits=limits,
+            realm=config.realm,
+            extensions=config.extensions,
+            registrar=config.registrar,
+            security=config.security,
         )
-        switch = Switch(settings, SecureIds(), log)
-        self.driver = Driver(switch, self, loop)
+        # Two clocks (ARCHITECTURE.md): timers run on loop.time(); bindings persist
+        # wall-clock instants, converted with this offset.
+        wall_offset = time.time() - loop.time()
+        self.switch = Switch(
+            settings, SecureIds(), log, secret=secrets.token_bytes(64), wall_offset=wall_offset
+        )
+        self.driver = Driver(self.switch, self, loop)
+        bindings = self.store.load_bindings(time.time())
+        self.driver.feed(StateLoaded(bindings=tuple(bindings)))
+        status_address = None
+        status_listen = self.status_listen or (
+            config.status.listen if config.status.enabled else None
+        )
+        if status_listen is not None:
+            self.status = StatusServer(lambda: self._snapshot(loop))
+            await self.status.start(*parse_http_listen(status_listen))
+            status_address = self.status.address
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
-        log.info("server_started", listen=[str(b) for b in self.bound], pid=os.getpid())
+        log.info(
+            "server_started",
+            listen=[str(b) for b in self.bound],
+            pid=os.getpid(),
+            realm=config.realm,
+            extensions=len(config.extensions),
+        )
         if self.ready_file is not None:
+            ready = {
+                "pid": os.getpid(),
+                "listen": [str(b) for b in self.bound],
+                "status": None
+                if status_address is None
+                else f"{status_address[0]}:{status_address[1]}",
+            }
             tmp = self.ready_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"pid": os.getpid(), "listen": [str(b) for b in self.bound]}))
+            tmp.write_text(json.dumps(ready))
             tmp.replace(self.ready_file)
+
+    def _snapshot(self, loop: asyncio.AbstractEventLoop) -> dict[str, object]:
+        assert self.switch is not None
+        return self.switch.snapshot(loop.time())
 
     def _on_signal(self, signum: int) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
@@ -103,6 +150,11 @@ class Server:
             await endpoint.close()
         for listener in self.tcp:
             await listener.close()
+        if self.status is not None:
+            await self.status.stop()
+        if self.store is not None:
+            # Flushing waits on the writer thread: not on the event loop.
+            await loop.run_in_executor(None, self.store.close)
         if self.ready_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.ready_file.unlink()
@@ -133,11 +185,23 @@ class Server:
         for listener in self.tcp:
             listener.close_connection(connection)
 
+    def save_binding(self, binding: Binding) -> None:
+        if self.store is not None:
+            self.store.save(binding)
+
+    def delete_binding(self, aor: str, contact: str) -> None:
+        if self.store is not None:
+            self.store.delete(aor, contact)
+
 
 async def run_server(
-    config: Config, listen: list[ListenAddress], data_dir: Path, ready_file: Path | None
+    config: Config,
+    listen: list[ListenAddress],
+    data_dir: Path,
+    ready_file: Path | None,
+    status_listen: str | None = None,
 ) -> None:
-    server = Server(config, listen, data_dir, ready_file)
+    server = Server(config, listen, data_dir, ready_file, status_listen)
     try:
         await server.start()
         await server.serve()
@@ -146,7 +210,11 @@ async def run_server(
 
 
 def run(
-    config: Config, listen: list[ListenAddress], data_dir: Path, ready_file: Path | None
+    config: Config,
+    listen: list[ListenAddress],
+    data_dir: Path,
+    ready_file: Path | None,
+    status_listen: str | None = None,
 ) -> None:
     """Run the server on uvloop when it is installed, else on the stock event loop."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop]
@@ -157,4 +225,4 @@ def run(
     except ImportError:
         loop_factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(run_server(config, listen, data_dir, ready_file))
+        runner.run(run_server(config, listen, data_dir, ready_file, status_listen))

@@ -21,10 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import pytest
 
@@ -78,6 +79,7 @@ class RunningSwitch:
     stderr_path: Path
     listen: tuple[ListenEntry, ...]
     ready_pid: int
+    status_address: Address | None = None
     exit_code: int | None = field(default=None, init=False)
 
     @property
@@ -97,6 +99,15 @@ class RunningSwitch:
     @property
     def tcp(self) -> Address:
         return self.address("tcp")
+
+    def status(self) -> dict[str, Any]:
+        """GET /status from the switch's status server, as JSON."""
+        if self.status_address is None:
+            raise LookupError("the switch runs no status server")
+        url = f"http://{self.status_address.host}:{self.status_address.port}/status"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            document: dict[str, Any] = json.load(reply)
+        return document
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
@@ -155,17 +166,18 @@ def start_switch(
     for transport in transports:
         command += ["--listen", f"{transport}:127.0.0.1:0"]
     command += ["--data-dir", str(workdir / "data"), "--ready-file", str(ready)]
+    command += ["--status-listen", "127.0.0.1:0"]
     command += ["--log-format", "json", *extra_args]
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
         )
     try:
-        pid, listen = _wait_ready(process, ready, stderr_path, ready_timeout)
+        pid, listen, status = _wait_ready(process, ready, stderr_path, ready_timeout)
     except BaseException:
         _terminate(process, STOP_TIMEOUT)
         raise
-    running = RunningSwitch(process, workdir, stderr_path, listen, pid)
+    running = RunningSwitch(process, workdir, stderr_path, listen, pid, status)
     if pid != process.pid:
         running.stop()
         raise SwitchStartError(f"ready file names pid {pid}, the process is {process.pid}")
@@ -174,14 +186,19 @@ def start_switch(
 
 def _wait_ready(
     process: subprocess.Popen[bytes], ready: Path, stderr_path: Path, timeout: float
-) -> tuple[int, tuple[ListenEntry, ...]]:
+) -> tuple[int, tuple[ListenEntry, ...], Address | None]:
     deadline = time.monotonic() + timeout
     while True:
         # The switch writes the file atomically (write + rename): present means complete.
         if ready.exists():
             document = json.loads(ready.read_text())
             listen = tuple(parse_listen(text) for text in document["listen"])
-            return int(document["pid"]), listen
+            status = document.get("status")
+            status_address = None
+            if status:
+                host, _, port = str(status).rpartition(":")
+                status_address = Address(host, int(port))
+            return int(document["pid"]), listen, status_address
         code = process.poll()
         if code is not None:
             raise SwitchStartError(

@@ -34,7 +34,7 @@ SWITCH = ListenAddress(Transport.UDP, "127.0.0.1", 5060)
 
 def make_switch() -> Switch:
     settings = SwitchSettings(listen=(SWITCH, ListenAddress(Transport.TCP, "127.0.0.1", 5060)))
-    return Switch(settings, SeededIds(1), structlog.get_logger())
+    return Switch(settings, SeededIds(1), structlog.get_logger(), secret=b"k" * 64)
 
 
 def request(
@@ -83,7 +83,7 @@ def answer(switch: Switch, data: bytes, now: float = 0.0, peer: Peer = PHONE) ->
 def test_options_gets_200_with_allow_accept_and_supported() -> None:
     response = answer(make_switch(), request())
     assert response.status == 200
-    assert response.headers.get_all("allow") == ["OPTIONS", "CANCEL"]
+    assert response.headers.get_all("allow") == ["REGISTER", "OPTIONS", "CANCEL"]
     assert response.headers.get("accept") == "application/sdp"
     assert "supported" in response.headers
     assert response.to.tag
@@ -95,7 +95,7 @@ def test_options_gets_200_with_allow_accept_and_supported() -> None:
     [
         (request("NEWMETHOD"), 501),
         (request("INVITE"), 405),
-        (request("REGISTER"), 405),
+        (request("SUBSCRIBE"), 405),
         (request("MESSAGE", extra="Max-Forwards: 0\r\n"), 483),
         (request("OPTIONS", uri="mailto:a@b.example"), 416),
         (request("OPTIONS", cseq="1 INVITE"), 400),
@@ -109,7 +109,7 @@ def test_refusals(data: bytes, status: int) -> None:
     response = answer(make_switch(), data)
     assert response.status == status
     if status == 405:
-        assert response.headers.get_all("allow") == ["OPTIONS", "CANCEL"]
+        assert response.headers.get_all("allow") == ["REGISTER", "OPTIONS", "CANCEL"]
     if status == 420:
         assert response.headers.get_all("unsupported") == ["100rel", "foo"]
 

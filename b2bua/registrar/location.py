@@ -1,0 +1,96 @@
+"""Location: the registered contacts of each extension, in memory (like Kamailio's
+usrloc, kept apart from REGISTER handling). The durable copy is in SQLite, written by
+the shell from the switch's Persist outputs; this is what routing reads.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from b2bua.registrar.binding import Binding
+from b2bua.sip.address import Peer
+from b2bua.sip.errors import SipError
+from b2bua.sip.uri import parse_uri, uri_equivalent
+
+
+@dataclass(slots=True)
+class Registration:
+    """A binding and how to reach it: ``peer`` is where its REGISTER came from (the TCP
+    connection too, while it lasts). ``reachable`` is False once qualify stops hearing."""
+
+    binding: Binding
+    peer: Peer
+    reachable: bool = True
+
+
+class Location:
+    """Registrations by extension number, each extension's in registration order."""
+
+    def __init__(self) -> None:
+        self._by_aor: dict[str, list[Registration]] = {}
+        self._sources: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return sum(len(regs) for regs in self._by_aor.values())
+
+    def registrations(self, aor: str) -> list[Registration]:
+        return list(self._by_aor.get(aor, ()))
+
+    def aors(self) -> list[str]:
+        return sorted(self._by_aor)
+
+    def find(self, aor: str, contact: str) -> Registration | None:
+        """The registration of ``aor`` whose contact is equivalent to ``contact``
+        (RFC 3261 section 10.3 item 8 compares contacts by section 19.1.4)."""
+        for reg in self._by_aor.get(aor, ()):
+            if _same_contact(reg.binding.contact, contact):
+                return reg
+        return None
+
+    def put(self, registration: Registration) -> None:
+        binding = registration.binding
+        regs = self._by_aor.setdefault(binding.aor, [])
+        for i, reg in enumerate(regs):
+            if _same_contact(reg.binding.contact, binding.contact):
+                self._sources[reg.peer.host] -= 1
+                regs[i] = registration
+                break
+        else:
+            regs.append(registration)
+        self._sources[registration.peer.host] += 1
+
+    def remove(self, aor: str, contact: str) -> Registration | None:
+        regs = self._by_aor.get(aor, [])
+        for i, reg in enumerate(regs):
+            if _same_contact(reg.binding.contact, contact):
+                del regs[i]
+                self._release(reg)
+                if not regs:
+                    del self._by_aor[aor]
+                return reg
+        return None
+
+    def remove_all(self, aor: str) -> list[Registration]:
+        regs = self._by_aor.pop(aor, [])
+        for reg in regs:
+            self._release(reg)
+        return regs
+
+    def has_source(self, host: str) -> bool:
+        """Whether any live registration came from this address."""
+        return self._sources[host] > 0
+
+    def _release(self, reg: Registration) -> None:
+        self._sources[reg.peer.host] -= 1
+        if self._sources[reg.peer.host] <= 0:
+            del self._sources[reg.peer.host]
+
+
+def _same_contact(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return uri_equivalent(parse_uri(a), parse_uri(b))
+    except SipError:
+        return False

@@ -1,0 +1,97 @@
+"""What the registrar and the authenticator are configured with: extensions (accounts),
+registration timing, digest choices and brute-force limits. Frozen pydantic models,
+composed by :mod:`b2bua.config`; every field is documented in configs/example.toml.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+#: An extension number: digits only, kept as a string so "0101" stays 0101.
+EXTENSION_NUMBER_RE: Final = re.compile(r"^[0-9]{1,15}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hex_digest(length: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", value) is None:
+            raise ValueError(f"expected {length} hexadecimal digits")
+        return value.lower()
+
+    return AfterValidator(check)
+
+
+class Extension(_Model):
+    """One extension: a staff phone line. Either ``password`` or a precomputed HA1
+    (``ha1_md5`` and/or ``ha1_sha256``: MD5/SHA-256 of ``number:realm:password``; an HA1
+    only verifies answers to challenges of its own algorithm and realm)."""
+
+    name: str = ""
+    password: Annotated[str, Field(min_length=8)] | None = None
+    ha1_md5: Annotated[str, _hex_digest(32)] | None = None
+    ha1_sha256: Annotated[str, _hex_digest(64)] | None = None
+    max_calls: Annotated[int, Field(ge=1, le=100)] = 1
+    dnd: bool = False
+    mailbox: bool = True
+    qualify: Annotated[float, Field(ge=0, le=3600)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Extension:
+        has_ha1 = self.ha1_md5 is not None or self.ha1_sha256 is not None
+        if self.password is None and not has_ha1:
+            raise ValueError("give the extension a password (or ha1_md5 / ha1_sha256)")
+        if self.password is not None and has_ha1:
+            raise ValueError("give either a password or an HA1, not both")
+        return self
+
+
+Algorithm = Literal["MD5", "SHA-256"]
+
+
+class RegistrarSettings(_Model):
+    """RFC 3261 section 10.3 timing and the digest offer (RFC 8760: one challenge per
+    algorithm, in this order; clients take the first one they support)."""
+
+    min_expires: Annotated[int, Field(ge=1, le=86400)] = 60
+    max_expires: Annotated[int, Field(ge=1, le=86400)] = 3600
+    default_expires: Annotated[int, Field(ge=1, le=86400)] = 3600
+    max_contacts: Annotated[int, Field(ge=1, le=100)] = 10
+    algorithms: Annotated[list[Algorithm], Field(min_length=1)] = ["MD5", "SHA-256"]
+    nonce_lifetime: Annotated[float, Field(ge=10, le=3600)] = 300.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RegistrarSettings:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("expected min_expires <= default_expires <= max_expires")
+        if len(set(self.algorithms)) != len(self.algorithms):
+            raise ValueError("each algorithm may appear once in algorithms")
+        return self
+
+
+class SecuritySettings(_Model):
+    """Brute-force protection: after ``max_failures`` failed authentications from one
+    source address within ``failure_window`` seconds, the source is blocked for
+    ``block_time`` seconds. ``block_action`` "drop" answers nothing, "forbidden" 403.
+    A source that also holds valid registrations (an office behind one NAT address) is
+    blocked only for the failing username, never as a whole."""
+
+    max_failures: Annotated[int, Field(ge=1, le=10000)] = 10
+    failure_window: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    block_time: Annotated[float, Field(gt=0, le=604800)] = 600.0
+    block_action: Literal["drop", "forbidden"] = "drop"
+
+
+def _check_number(number: str) -> str:
+    if EXTENSION_NUMBER_RE.match(number) is None:
+        raise ValueError('expected an extension number of 1 to 15 digits, e.g. [extensions."0101"]')
+    return number
+
+
+ExtensionNumber = Annotated[str, AfterValidator(_check_number)]
+Extensions = dict[ExtensionNumber, Extension]
