@@ -26,6 +26,9 @@ from pydantic import (
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
 
+#: Separates a location from its message in errors of checks that span sections.
+CROSS_CHECK_MARK = " :: "
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -153,7 +156,8 @@ class Config(_Model):
         # An HA1 verifies only answers to its own algorithm; a phone that answers the
         # first challenge it supports would loop on 401 otherwise.
         missing = [
-            f"extensions.{number}: no HA1 for {algorithm}, which registrar.algorithms offers"
+            f"extensions.{number}{CROSS_CHECK_MARK}no HA1 for {algorithm}, which "
+            "registrar.algorithms offers"
             for number, ext in self.extensions.items()
             if ext.password is None
             for algorithm in self.registrar.algorithms
@@ -212,7 +216,14 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
                 message = "unknown key (not one this version understands)"
             elif "input" in err and err["type"] not in ("missing", "value_error"):
                 message = f"{message} (got {err['input']!r})"
-            errors.append((_location(tuple(err["loc"])), message))
+            location = _location(tuple(err["loc"]))
+            if location == "(top level)" and CROSS_CHECK_MARK in message:
+                # Checks across sections name their own places: "where: what; ...".
+                for part in message.split("; "):
+                    where, _, what = part.partition(CROSS_CHECK_MARK)
+                    errors.append((where, what))
+                continue
+            errors.append((location, message))
         raise ConfigError(source, errors) from None
 
 

@@ -103,3 +103,105 @@ def test_bad_listen_override_is_refused(capsys: pytest.CaptureFixture[str]) -> N
         main(["run", "--config", "x.toml", "--listen", "udp:nowhere:5060"])
     assert info.value.code == 2
     assert "expected an IP address" in capsys.readouterr().err
+
+
+# Every class of configuration error, with the exact location and the message a user gets.
+ERRORS = [
+    (
+        '[extensions."12a"]\npassword = "long-enough"',
+        "extensions.12a.[key]",
+        'expected an extension number of 1 to 15 digits, e.g. [extensions."0101"]',
+    ),
+    (
+        '[extensions."0101"]\npassword = "short"',
+        "extensions.0101.password",
+        "String should have at least 8 characters (got 'short')",
+    ),
+    (
+        '[extensions."0101"]\nname = "Mary"',
+        "extensions.0101",
+        "give the extension a password (or ha1_md5 / ha1_sha256)",
+    ),
+    (
+        '[extensions."0101"]\npassword = "long-enough"\nha1_md5 = "' + "a" * 32 + '"',
+        "extensions.0101",
+        "give either a password or an HA1, not both",
+    ),
+    (
+        '[extensions."0101"]\nha1_md5 = "xyz"',
+        "extensions.0101.ha1_md5",
+        "expected 32 hexadecimal digits",
+    ),
+    (
+        '[extensions."0101"]\nha1_md5 = "' + "a" * 32 + '"',
+        "extensions.0101",
+        "no HA1 for SHA-256, which registrar.algorithms offers",
+    ),
+    (
+        '[extensions."0101"]\npassword = "long-enough"\nmax_calls = 0',
+        "extensions.0101.max_calls",
+        "Input should be greater than or equal to 1 (got 0)",
+    ),
+    (
+        '[extensions."0101"]\npassword = "long-enough"\nvoicemail = true',
+        "extensions.0101.voicemail",
+        "unknown key (not one this version understands)",
+    ),
+    (
+        "[registrar]\nmin_expires = 600\ndefault_expires = 60",
+        "registrar",
+        "expected min_expires <= default_expires <= max_expires",
+    ),
+    (
+        '[registrar]\nalgorithms = ["MD5", "MD5"]',
+        "registrar",
+        "each algorithm may appear once in algorithms",
+    ),
+    (
+        '[registrar]\nalgorithms = ["SHA-512"]',
+        "registrar.algorithms[0]",
+        "Input should be 'MD5' or 'SHA-256' (got 'SHA-512')",
+    ),
+    (
+        "[registrar]\nalgorithms = []",
+        "registrar.algorithms",
+        "List should have at least 1 item after validation, not 0 (got [])",
+    ),
+    (
+        '[security]\nblock_action = "tarpit"',
+        "security.block_action",
+        "Input should be 'drop' or 'forbidden' (got 'tarpit')",
+    ),
+    (
+        "[security]\nmax_failures = 0",
+        "security.max_failures",
+        "Input should be greater than or equal to 1 (got 0)",
+    ),
+    (
+        '[status]\nlisten = "localhost:80"',
+        "status.listen",
+        "expected an IP address to bind, got 'localhost'",
+    ),
+    ('[server]\ndomain = "pbx example"', "server.domain", "expected a host name or IP address"),
+    (
+        '[server]\nrealm = "a\\"b"',
+        "server.realm",
+        "expected a non-empty realm without quotes or backslashes",
+    ),
+    (
+        '[log]\nlevel = "loud"',
+        "log.level",
+        "Input should be 'debug', 'info', 'warning' or 'error' (got 'loud')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "location", "message"), ERRORS)
+def test_each_config_error_names_its_place_and_the_fix(
+    tmp_path: Path, text: str, location: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.errors == [(location, message)]
