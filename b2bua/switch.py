@@ -38,6 +38,7 @@ from b2bua.events import (
 )
 from b2bua.ids import BRANCH_PREFIX, IdSource
 from b2bua.registrar.location import Registration
+from b2bua.registrar.qualify import LocalIdentity, Qualifier, QualifyDue
 from b2bua.registrar.service import RegistrarService
 from b2bua.registrar.settings import Extension, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Peer, Transport
@@ -81,7 +82,7 @@ class BindingExpiry:
     contact: str
 
 
-TimerKey: TypeAlias = tuple[TransactionKey, TimerName] | BindingExpiry
+TimerKey: TypeAlias = tuple[TransactionKey, TimerName] | BindingExpiry | QualifyDue
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,16 @@ class Switch:
         self._ids = ids
         self._log = log
         self.wall_offset = wall_offset
+        self._qualifier = Qualifier(
+            settings.extensions,
+            ids,
+            LocalIdentity(
+                settings.host,
+                {address.transport.value: address.port for address in reversed(settings.listen)},
+                settings.user_agent,
+            ),
+        )
+        self._pinging: dict[TransactionKey, QualifyDue] = {}
         self.registrar = RegistrarService(
             realm=settings.realm,
             extensions=settings.extensions,
@@ -154,7 +165,7 @@ class Switch:
                 return []
             case StateLoaded(bindings=bindings):
                 restored = self.registrar.restore(bindings, now + self.wall_offset)
-                self._time_bindings(restored, [])
+                self._time_bindings(restored, [], now)
                 return []
 
     def fire_timers(self, now: float) -> list[Output]:
@@ -163,7 +174,10 @@ class Switch:
             if isinstance(key, BindingExpiry):
                 expired = self.registrar.expire(key.aor, key.contact, now + self.wall_offset)
                 if expired is not None:
+                    self._timers.cancel(QualifyDue(key.aor, key.contact))
                     out.append(DeleteBinding(aor=key.aor, contact=expired.binding.contact))
+            elif isinstance(key, QualifyDue):
+                out += self._qualify(key, now)
             else:
                 out += self._apply(self._layer.on_timer(key[0], key[1], now), now)
         return out
@@ -308,20 +322,58 @@ class Switch:
         for name, value in reply.headers:
             response.headers.add(name, value)
         out = self._respond(key, response, now)
-        self._time_bindings(reply.saved, reply.removed)
+        self._time_bindings(reply.saved, reply.removed, now)
         out += [SaveBinding(binding=reg.binding) for reg in reply.saved]
         out += [
             DeleteBinding(aor=reg.binding.aor, contact=reg.binding.contact) for reg in reply.removed
         ]
         return out
 
-    def _time_bindings(self, saved: list[Registration], removed: list[Registration]) -> None:
-        """Expiry runs on the switch's clock: wall-clock expiry minus the offset."""
+    def _time_bindings(
+        self, saved: list[Registration], removed: list[Registration], now: float
+    ) -> None:
+        """Expiry runs on the switch's clock: wall-clock expiry minus the offset. Contacts
+        of extensions with ``qualify`` get their first ping one interval from now."""
         for reg in removed:
             self._timers.cancel(BindingExpiry(reg.binding.aor, reg.binding.contact))
+            self._timers.cancel(QualifyDue(reg.binding.aor, reg.binding.contact))
         for reg in saved:
-            at = reg.binding.expires_at - self.wall_offset
-            self._timers.schedule(BindingExpiry(reg.binding.aor, reg.binding.contact), at)
+            aor, contact = reg.binding.aor, reg.binding.contact
+            self._timers.schedule(
+                BindingExpiry(aor, contact), reg.binding.expires_at - self.wall_offset
+            )
+            interval = self._qualifier.interval(aor)
+            if interval > 0 and QualifyDue(aor, contact) not in self._timers:
+                self._timers.schedule(QualifyDue(aor, contact), now + interval)
+
+    def _qualify(self, due: QualifyDue, now: float) -> list[Output]:
+        registration = self.registrar.location.find(due.aor, due.contact)
+        if registration is None:
+            return []
+        key, events = self._layer.send_request(
+            self._qualifier.ping(registration), registration.peer, now
+        )
+        self._pinging[key] = due
+        return self._apply(events, now)
+
+    def _qualified(self, key: TransactionKey, reachable: bool, now: float) -> None:
+        """A ping ended: any response means reachable; a timeout or send error, not."""
+        due = self._pinging.pop(key, None)
+        if due is None:
+            return
+        registration = self.registrar.location.find(due.aor, due.contact)
+        if registration is None:
+            return
+        if registration.reachable != reachable:
+            registration.reachable = reachable
+            self._log.info(
+                "contact_reachable" if reachable else "contact_unreachable",
+                aor=due.aor,
+                contact=due.contact,
+            )
+        interval = self._qualifier.interval(due.aor)
+        if interval > 0:
+            self._timers.schedule(due, now + interval)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """What /status shows."""
@@ -389,14 +441,14 @@ class Switch:
                     out += self._on_cancel(cancel, cancel_key, invite_key, now)
                 case TransactionTerminated(key=key):
                     self._forget(key)
-                case (
-                    AckReceived()
-                    | StrayResponse()
-                    | ResponseReceived()
-                    | TransactionTimedOut()
-                    | TransactionTransportFailed()
-                ):
-                    pass  # no dialogs or client transactions yet
+                    self._qualified(key, False, now)  # ended without any response
+                case ResponseReceived(response=response, key=key):
+                    if response.status >= 200:
+                        self._qualified(key, True, now)
+                case TransactionTimedOut(key=key) | TransactionTransportFailed(key=key):
+                    self._qualified(key, False, now)
+                case AckReceived() | StrayResponse():
+                    pass  # no dialogs yet
         return out
 
     def _forget(self, key: TransactionKey) -> None:
