@@ -6,12 +6,12 @@ the shell from the switch's Persist outputs; this is what routing reads.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from b2bua.registrar.binding import Binding
 from b2bua.sip.address import Peer
 from b2bua.sip.errors import SipError
-from b2bua.sip.uri import parse_uri, uri_equivalent
+from b2bua.sip.uri import Uri, parse_uri, uri_equivalent
 
 
 @dataclass(slots=True)
@@ -22,6 +22,10 @@ class Registration:
     binding: Binding
     peer: Peer
     reachable: bool = True
+    uri: Uri | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.uri = _parsed(self.binding.contact)
 
 
 class Location:
@@ -43,8 +47,12 @@ class Location:
     def find(self, aor: str, contact: str) -> Registration | None:
         """The registration of ``aor`` whose contact is equivalent to ``contact``
         (RFC 3261 section 10.3 item 8 compares contacts by section 19.1.4)."""
-        for reg in self._by_aor.get(aor, ()):
-            if _same_contact(reg.binding.contact, contact):
+        regs = self._by_aor.get(aor)
+        if not regs:
+            return None
+        uri = _parsed(contact)
+        for reg in regs:
+            if _same_contact(reg, contact, uri):
                 return reg
         return None
 
@@ -52,7 +60,7 @@ class Location:
         binding = registration.binding
         regs = self._by_aor.setdefault(binding.aor, [])
         for i, reg in enumerate(regs):
-            if _same_contact(reg.binding.contact, binding.contact):
+            if _same_contact(reg, binding.contact, registration.uri):
                 self._sources[reg.peer.host] -= 1
                 regs[i] = registration
                 break
@@ -62,8 +70,9 @@ class Location:
 
     def remove(self, aor: str, contact: str) -> Registration | None:
         regs = self._by_aor.get(aor, [])
+        uri = _parsed(contact)
         for i, reg in enumerate(regs):
-            if _same_contact(reg.binding.contact, contact):
+            if _same_contact(reg, contact, uri):
                 del regs[i]
                 self._release(reg)
                 if not regs:
@@ -87,10 +96,14 @@ class Location:
             del self._sources[reg.peer.host]
 
 
-def _same_contact(a: str, b: str) -> bool:
-    if a == b:
-        return True
+def _parsed(contact: str) -> Uri | None:
     try:
-        return uri_equivalent(parse_uri(a), parse_uri(b))
+        return parse_uri(contact)
     except SipError:
-        return False
+        return None
+
+
+def _same_contact(reg: Registration, contact: str, uri: Uri | None) -> bool:
+    if reg.binding.contact == contact:
+        return True
+    return reg.uri is not None and uri is not None and uri_equivalent(reg.uri, uri)

@@ -233,7 +233,7 @@ class Headers:
     def _insert(self, index: int, key: str, raw: str) -> None:
         self._keys.insert(index, key)
         self._raws.insert(index, raw)
-        self._values.insert(index, _value(raw))
+        self._values.insert(index, None)
 
     def add(self, name: str, value: str) -> None:
         """Append a field (after the others of any name)."""
