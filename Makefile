@@ -7,7 +7,7 @@ CONFIG ?= configs/example.toml
 APT_PACKAGES := $(shell grep -v '^\#' packaging/apt-packages.txt | xargs)
 TEST_DIRS := $(wildcard tests/unit tests/integration)
 
-.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse venv apt clean
+.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register venv apt clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,11 +53,14 @@ e2e: venv apt
 ## make test: everything CI runs
 test: venv apt lint typecheck check-configs unit e2e
 
-## make bench: the benchmarks (parse for now), results in benchmarks/results/
-bench: bench-parse
+## make bench: every benchmark, one after the other; results in benchmarks/results/
+bench: bench-parse bench-register
 
 bench-parse: venv
 	$(BIN)/python benchmarks/bench_parse.py
+
+bench-register: venv apt
+	$(BIN)/python benchmarks/bench_register.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage

@@ -364,6 +364,8 @@ class Switch:
         registration = self.registrar.location.find(due.aor, due.contact)
         if registration is None:
             return
+        if reachable:
+            registration.answered_at = now
         if registration.reachable != reachable:
             registration.reachable = reachable
             self._log.info(

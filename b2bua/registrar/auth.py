@@ -41,6 +41,7 @@ from b2bua.sip.status import StatusCode
 @dataclass(frozen=True, slots=True)
 class Authenticated:
     username: str
+    algorithm: Algorithm
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class Authenticator:
         if not verify(credentials, method=request.method, ha1=ha1) or username not in self._secrets:
             return self._failed(source, username, now)
         if self._nonces.check(credentials.nonce, now) is NonceState.STALE:
+            self._log.info("nonce_stale", source=source, username=username)
             return self._challenge(proxy, now, stale=True)
         if not self._nonces.accept_nc(credentials.nonce, credentials.nc or 1, now):
             # A nonce-count seen before: a replay (or a forgotten nonce). A real phone
@@ -125,7 +127,7 @@ class Authenticator:
             self._log.warning("digest_replay_refused", source=source, username=username)
             return self._challenge(proxy, now, stale=True)
         self.guard.record_success(source, username)
-        return Authenticated(username)
+        return Authenticated(username, credentials.algorithm)
 
     # -- answers
 

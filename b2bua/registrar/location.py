@@ -22,6 +22,7 @@ class Registration:
     binding: Binding
     peer: Peer
     reachable: bool = True
+    answered_at: float | None = None  # switch clock of the last answer to a qualify ping
     uri: Uri | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:

@@ -75,7 +75,7 @@ class RegistrarService:
                 return None
             case Refused(status=status, reason=reason, headers=headers):
                 return Reply(status, reason, headers)
-            case Authenticated(username=username):
+            case Authenticated(username=username, algorithm=algorithm):
                 pass
         # Section 10.3 item 3: the authenticated user may change the bindings of its
         # own address of record only (the To header's user).
@@ -91,6 +91,7 @@ class RegistrarService:
             self._log.info(
                 "registered",
                 aor=aor,
+                algorithm=str(algorithm),
                 contact=reg.binding.contact,
                 source=reg.binding.source,
                 expires=round(reg.binding.expires_at - wall_now),
@@ -135,6 +136,9 @@ class RegistrarService:
                     "q": reg.binding.q,
                     "user_agent": reg.binding.user_agent,
                     "reachable": reg.reachable,
+                    "qualified_seconds_ago": None
+                    if reg.answered_at is None
+                    else round(now - reg.answered_at, 1),
                 }
                 for reg in self.location.registrations(aor)
             ]

@@ -62,7 +62,9 @@ class RegistrarSettings(_Model):
     max_expires: Annotated[int, Field(ge=1, le=86400)] = 3600
     default_expires: Annotated[int, Field(ge=1, le=86400)] = 3600
     max_contacts: Annotated[int, Field(ge=1, le=100)] = 10
-    algorithms: Annotated[list[Algorithm], Field(min_length=1)] = ["MD5", "SHA-256"]
+    # MD5 alone by default: baresip 1.0.0 refuses a 401 that names SHA-256 at all, and
+    # SIPp and many desk phones answer only MD5 (see configs/example.toml).
+    algorithms: Annotated[list[Algorithm], Field(min_length=1)] = ["MD5"]
     nonce_lifetime: Annotated[float, Field(ge=10, le=3600)] = 300.0
 
     @model_validator(mode="after")

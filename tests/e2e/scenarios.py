@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -57,6 +58,7 @@ def run_scenario(
     tmp_path: Path,
     *,
     timeout: float = SIPP_TIMEOUT,
+    extra_args: Sequence[str] = (),
 ) -> SippRun:
     """One call of ``sipp-scenarios/<scenario>`` to ``target``, traced into its own folder."""
     path = SCENARIOS / scenario
@@ -79,6 +81,7 @@ def run_scenario(
         "-trace_logs",
         "-log_file",
         str(workdir / "logs.log"),
+        *extra_args,
     ]
     result = run_sipp(args, timeout, cwd=workdir)
     return SippRun(scenario, transport, result, workdir)

@@ -150,8 +150,13 @@ def start_switch(
     *,
     extra_args: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT,
+    data_dir: Path | None = None,
+    ports: dict[str, int] | None = None,
 ) -> RunningSwitch:
     """Start the switch on ephemeral 127.0.0.1 ports, return once it serves.
+
+    ``data_dir`` keeps state across a restart; ``ports`` (by transport) binds fixed ports
+    instead of ephemeral ones, so peers can find a restarted switch again.
 
     Raises ``SwitchStartError`` (with the server's stderr) when the process exits or
     ``ready_timeout`` seconds pass before the ready file appears; the process is then
@@ -164,8 +169,8 @@ def start_switch(
     stderr_path = workdir / "stderr.log"
     command = [sys.executable, "-m", "b2bua", "run", "--config", str(config)]
     for transport in transports:
-        command += ["--listen", f"{transport}:127.0.0.1:0"]
-    command += ["--data-dir", str(workdir / "data"), "--ready-file", str(ready)]
+        command += ["--listen", f"{transport}:127.0.0.1:{(ports or {}).get(transport, 0)}"]
+    command += ["--data-dir", str(data_dir or workdir / "data"), "--ready-file", str(ready)]
     command += ["--status-listen", "127.0.0.1:0"]
     command += ["--log-format", "json", *extra_args]
     with stderr_path.open("wb") as stderr:

@@ -133,7 +133,9 @@ ERRORS = [
         "expected 32 hexadecimal digits",
     ),
     (
-        '[extensions."0101"]\nha1_md5 = "' + "a" * 32 + '"',
+        '[registrar]\nalgorithms = ["SHA-256", "MD5"]\n[extensions."0101"]\nha1_md5 = "'
+        + "a" * 32
+        + '"',
         "extensions.0101",
         "no HA1 for SHA-256, which registrar.algorithms offers",
     ),
