@@ -48,7 +48,7 @@ unit: venv
 	$(BIN)/pytest $(TEST_DIRS) --cov=b2bua --cov=media --cov-report=term:skip-covered -q
 
 e2e: venv apt
-	B2BUA_REQUIRE_E2E=1 $(BIN)/pytest tests/e2e -m e2e -q
+	B2BUA_REQUIRE_E2E=1 $(BIN)/pytest tests/e2e tests/support -m e2e -q
 
 ## make test: everything CI runs
 test: venv apt lint typecheck check-configs unit e2e
