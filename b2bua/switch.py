@@ -37,6 +37,7 @@ from b2bua.events import (
     StreamReceived,
 )
 from b2bua.ids import BRANCH_PREFIX, IdSource
+from b2bua.registrar.auth import Authenticated, Ignored, Refused
 from b2bua.registrar.location import Registration
 from b2bua.registrar.qualify import LocalIdentity, Qualifier, QualifyDue
 from b2bua.registrar.service import RegistrarService
@@ -68,6 +69,9 @@ from b2bua.transaction.timers import TimerName, TimerSettings
 
 #: Methods the switch offers today; the calls issue adds INVITE, ACK, BYE...
 ALLOWED_METHODS: Final = ("REGISTER", "OPTIONS", "CANCEL")
+#: Requests an extension must authenticate for (407). Never REGISTER (401 instead),
+#: OPTIONS (answered to anyone), ACK and CANCEL (section 22.1: they cannot be challenged).
+CHALLENGED_METHODS: Final = KNOWN_METHODS - {"REGISTER", "OPTIONS", "ACK", "CANCEL"}
 #: Option tags we support (RFC 3261 section 19.2); none yet.
 SUPPORTED_EXTENSIONS: Final[tuple[str, ...]] = ()
 ACCEPTED_CONTENT: Final = "application/sdp"
@@ -248,6 +252,18 @@ class Switch:
         self, request: Request, peer: Peer, key: TransactionKey, now: float
     ) -> list[Output]:
         status, reason, extra = self._screen(request, key)
+        if status is None and request.method in CHALLENGED_METHODS:
+            # Only public numbers are open to the outside world, and none is public yet
+            # (groups and trunks bring them): so such a request must come from an
+            # authenticated extension (407, section 22.3) before anything else is said
+            # about it, even that the method is not offered yet.
+            match self.registrar.authenticate(request, peer, now):
+                case Ignored():
+                    return self._apply(self._layer.terminate(key, now), now)
+                case Refused(status=refused, reason=refused_reason, headers=headers):
+                    status, reason, extra = refused, refused_reason, headers
+                case Authenticated():
+                    pass
         if status is None:
             if request.method == "OPTIONS":
                 return self._respond(key, self._options_response(request), now)
@@ -255,6 +271,7 @@ class Switch:
                 return self._on_register(request, peer, key, now)
             # CANCEL comes as CancelReceived; nothing else is allowed yet.
             status = StatusCode.METHOD_NOT_ALLOWED
+            extra = [("Allow", ", ".join(ALLOWED_METHODS))]
         response = self._response(request, status, reason)
         for name, value in extra:
             response.headers.add(name, value)
@@ -285,8 +302,6 @@ class Switch:
             return StatusCode.BAD_REQUEST, "Malformed Request-URI", []
         if scheme not in _SIP_SCHEMES:
             return StatusCode.UNSUPPORTED_URI_SCHEME, None, []
-        if method not in ALLOWED_METHODS:
-            return StatusCode.METHOD_NOT_ALLOWED, None, [("Allow", ", ".join(ALLOWED_METHODS))]
         if self._is_merged(request, key):
             return StatusCode.LOOP_DETECTED, "Merged Request", []
         unsupported = [

@@ -53,6 +53,7 @@ SWITCH: Final = ROOT / ".venv" / "bin" / "b2bua"
 RATES: Final = (300, 500, 700, 900, 1100, 1300)
 SECONDS_PER_RUN: Final = 10  # -m = rate * this
 STEP_UP: Final = 200  # when the top rate passes, keep climbing by this much
+REFINE_STEP: Final = 100  # then halve the pass/fail gap down to this
 MAX_RATE: Final = 4000
 QUICK_RATE: Final = 100
 QUICK_USERS: Final = 200
@@ -95,25 +96,29 @@ class Run:
     failure_kinds: dict[str, int] = field(default_factory=dict)
     switch_log: list[str] = field(default_factory=list)
     passed: bool = False
-    why_not: str = ""
+    faults: list[str] = field(default_factory=list)  # which pass conditions failed
+    why_not: str = ""  # the same, with the figures
 
     @property
     def cpu_ms_per_registration(self) -> float:
         return self.switch_cpu_s / max(self.successful, 1) * 1000
 
 
-def judge(run: Run) -> None:
-    reasons = []
+def judge(run: Run, switch_exit: int | None) -> None:
+    faults: dict[str, str] = {}
+    if switch_exit is not None:
+        faults["switch exited"] = f"the switch exited ({switch_exit}) during the run"
     if run.successful != run.registrations or run.failed:
-        reasons.append(f"{run.registrations - run.successful} not registered")
+        faults["failures"] = f"{run.registrations - run.successful} not registered"
     if run.achieved < MIN_RATE_RATIO * run.target:
-        reasons.append(f"rate {run.achieved:.0f} < 97% of {run.target}")
+        faults["rate < 97%"] = f"rate {run.achieved:.0f} < 97% of {run.target}"
     if run.retransmissions >= MAX_RETRANS_RATIO * TRANSACTIONS_PER_REGISTRATION * run.registrations:
-        reasons.append(f"{run.retransmissions} retransmissions >= 1%")
-    if run.sipp_exit not in (0, None) and not reasons:
-        reasons.append(f"SIPp exit code {run.sipp_exit}")
-    run.passed = not reasons
-    run.why_not = "; ".join(reasons)
+        faults["retrans >= 1%"] = f"{run.retransmissions} retransmissions >= 1%"
+    if run.sipp_exit != 0 and not faults:
+        faults["SIPp exit"] = f"SIPp exit code {run.sipp_exit}"
+    run.passed = not faults
+    run.faults = list(faults)
+    run.why_not = "; ".join(faults.values())
 
 
 # -- processes: every one is started here, stopped here, by PID
@@ -337,10 +342,7 @@ def measure(
         failure_kinds=totals.failure_kinds,
         switch_log=log_lines(switch.stderr_path),
     )
-    judge(run)
-    if died is not None:
-        run.passed = False
-        run.why_not = f"the switch exited ({died}) during the run; " + run.why_not
+    judge(run, died)
     return run
 
 
@@ -365,7 +367,10 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "sipp_cpu_s": statistics.median(r.sipp_cpu_s for r in runs),
         "other_busy_s": statistics.median(r.other_busy_s for r in runs),
         "other_on_switch_core_s": statistics.median(r.other_on_switch_core_s for r in runs),
-        "why_not": "; ".join(sorted({r.why_not for r in runs if r.why_not})),
+        "faults": {
+            fault: sum(fault in r.faults for r in runs)
+            for fault in sorted({f for r in runs for f in r.faults})
+        },
     }
 
 
@@ -419,6 +424,15 @@ def campaign(
     while climb and runs[rates[-1]][-1].passed and rates[-1] + STEP_UP <= MAX_RATE:
         rates.append(rates[-1] + STEP_UP)
         once(rates[-1])
+    # Halve the gap between the highest passing rate and the first failing one above it.
+    while True:
+        passing = [r for r in rates if runs[r][0].passed]
+        failing = [r for r in rates if passing and r > max(passing) and not runs[r][0].passed]
+        if not passing or not failing or min(failing) - max(passing) <= REFINE_STEP:
+            break
+        middle = round((max(passing) + min(failing)) / 2 / 50) * 50
+        rates = sorted([*rates, middle])
+        once(middle)
     if repeats > 1:
         passing = [r for r in rates if runs[r][0].passed]
         top = max(passing) if passing else rates[0]
@@ -452,7 +466,8 @@ def table(summary: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
-        result = "pass" if s["passed"] else f"fail: {s['why_not']}"
+        faults = ", ".join(f"{f} ({n}/{s['runs']})" for f, n in s["faults"].items())
+        result = ("pass" if s["passed"] else "fail") + (f": {faults}" if faults else "")
         lines.append(
             f"| {s['target']} | {s['achieved']:.0f} | {s['achieved'] * 2:.0f} | {s['failed']:.0f} "
             f"| {s['retransmissions']:.0f} | {s['switch_cpu_s']:.2f} | {s['switch_cpu_share']:.0%} "

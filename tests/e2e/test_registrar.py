@@ -302,3 +302,21 @@ def test_a_binding_survives_a_restart_and_still_routes(tmp_path: Path) -> None:
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_an_invite_from_an_extension_must_authenticate_first(
+    switch_factory: SwitchFactory, tmp_path: Path
+) -> None:
+    switch = switch_factory(config(), ("udp",))
+    csv = users(tmp_path, ("0101", "change-me-0101"))
+    run = run_scenario(
+        "uac_invite_challenged.xml",
+        switch.udp,
+        "udp",
+        tmp_path,
+        extra_args=["-inf", str(csv), "-s", "0102"],
+    )
+    assert run.passed, run.report()
+    messages = (run.workdir / "messages.log").read_text()
+    assert "Proxy-Authenticate: Digest" in messages
+    assert "Proxy-Authorization: Digest" in messages

@@ -411,3 +411,65 @@ def test_restart_restores_live_bindings_and_drops_expired_ones() -> None:
     assert list(registrations) == ["0101"]
     assert [r["contact"] for r in registrations["0101"]] == ["sip:0101@192.0.2.7:5062"]
     assert DeleteBinding(aor="0101", contact="sip:0101@192.0.2.7:5062") in switch.fire_timers(100.0)
+
+
+def invite(
+    switch: Switch,
+    now: float,
+    *,
+    authorization: str | None = None,
+    branch: str = "z9hG4bKinv1",
+    cseq: int = 1,
+) -> Response:
+    lines = [
+        f"INVITE sip:0102@{REALM} SIP/2.0",
+        f"Via: SIP/2.0/UDP {PHONE.host}:{PHONE.port};branch={branch}",
+        "Max-Forwards: 70",
+        f"From: <sip:0101@{REALM}>;tag=mary",
+        f"To: <sip:0102@{REALM}>",
+        "Call-ID: call-1@192.0.2.7",
+        f"CSeq: {cseq} INVITE",
+        f"Contact: <sip:0101@{PHONE.host}:{PHONE.port}>",
+    ]
+    if authorization:
+        lines.append(f"Proxy-Authorization: {authorization}")
+    data = ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+    sent = [
+        o
+        for o in switch.handle(DatagramReceived(data=data, peer=PHONE), now)
+        if isinstance(o, SendDatagram)
+    ]
+    response = parse_message(sent[0].data)
+    assert isinstance(response, Response)
+    return response
+
+
+def test_requests_other_than_register_are_challenged_with_407() -> None:
+    switch = make_switch()
+    challenge = invite(switch, 0.0)
+    assert challenge.status == 407
+    assert "www-authenticate" not in challenge.headers
+    [first, *_] = [parse_challenge(v) for v in challenge.headers.get_all("proxy-authenticate")]
+    answer = answer_challenge(
+        first,
+        username="0101",
+        password="flowers-0101",
+        method="INVITE",
+        uri=f"sip:0102@{REALM}",
+        cnonce="ab",
+        nc=1,
+    )
+    # Authenticated, the caller learns what is behind: calls are not offered yet (405).
+    authenticated = invite(switch, 0.1, authorization=answer, branch="z9hG4bKinv2", cseq=2)
+    assert authenticated.status == 405
+    assert authenticated.headers.get_all("allow") == ["REGISTER", "OPTIONS", "CANCEL"]
+    wrong = answer_challenge(
+        first,
+        username="0101",
+        password="not-it",
+        method="INVITE",
+        uri=f"sip:0102@{REALM}",
+        cnonce="ab",
+        nc=2,
+    )
+    assert invite(switch, 0.2, authorization=wrong, branch="z9hG4bKinv3", cseq=3).status == 403

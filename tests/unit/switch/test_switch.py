@@ -94,8 +94,9 @@ def test_options_gets_200_with_allow_accept_and_supported() -> None:
     ("data", "status"),
     [
         (request("NEWMETHOD"), 501),
-        (request("INVITE"), 405),
-        (request("SUBSCRIBE"), 405),
+        (request("INVITE"), 407),
+        (request("SUBSCRIBE"), 407),
+        (request("MESSAGE"), 407),
         (request("MESSAGE", extra="Max-Forwards: 0\r\n"), 483),
         (request("OPTIONS", uri="mailto:a@b.example"), 416),
         (request("OPTIONS", cseq="1 INVITE"), 400),
@@ -108,8 +109,9 @@ def test_refusals(data: bytes, status: int) -> None:
         data = data.replace(b"Max-Forwards: 70\r\n", b"")
     response = answer(make_switch(), data)
     assert response.status == status
-    if status == 405:
-        assert response.headers.get_all("allow") == ["REGISTER", "OPTIONS", "CANCEL"]
+    if status == 407:
+        assert (response.headers.get("proxy-authenticate") or "").startswith("Digest ")
+        assert "www-authenticate" not in response.headers
     if status == 420:
         assert response.headers.get_all("unsupported") == ["100rel", "foo"]
 
@@ -186,7 +188,7 @@ def test_cancel_without_a_matching_invite_gets_481() -> None:
 
 def test_cancel_of_an_answered_invite_gets_200_and_changes_nothing() -> None:
     switch = make_switch()
-    assert answer(switch, request("INVITE")).status == 405
+    assert answer(switch, request("INVITE")).status == 407
     assert answer(switch, request("CANCEL"), 0.1).status == 200
 
 
