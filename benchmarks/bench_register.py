@@ -455,7 +455,7 @@ def sipp_version() -> str:
         return "unknown"
     for line in (out.stdout + out.stderr).splitlines():
         if "SIPp v" in line:
-            return line.strip().split(" ")[1].rstrip("-").rstrip(",")
+            return line.strip().split(" ")[1].rstrip(".,-")
     return "unknown"
 
 
