@@ -292,8 +292,8 @@ class Switch:
         if max_forwards == 0 and method != "OPTIONS":
             return StatusCode.TOO_MANY_HOPS, None, []
         if any(
-            (v.sent_by in self._own_sent_by and (v.branch or "").startswith(BRANCH_PREFIX))
-            for v in request.vias[1:] + request.vias[:1]
+            (v.branch or "").startswith(BRANCH_PREFIX) and v.sent_by in self._own_sent_by
+            for v in request.vias
         ):
             return StatusCode.LOOP_DETECTED, None, []
         try:

@@ -110,7 +110,8 @@ class Authenticator:
         username = credentials.username
         if self.guard.is_blocked(source, username, now):
             return self._blocked()
-        if self._nonces.check(credentials.nonce, now) is NonceState.INVALID:
+        nonce_state = self._nonces.check(credentials.nonce, now)
+        if nonce_state is NonceState.INVALID:
             # Not a nonce we issued (or one from before a restart): challenge afresh.
             return self._challenge(proxy, now, stale=False)
         if credentials.algorithm not in self._algorithms:
@@ -118,7 +119,7 @@ class Authenticator:
         ha1 = self._ha1(username, credentials.algorithm)
         if not verify(credentials, method=request.method, ha1=ha1) or username not in self._secrets:
             return self._failed(source, username, now)
-        if self._nonces.check(credentials.nonce, now) is NonceState.STALE:
+        if nonce_state is NonceState.STALE:
             self._log.info("nonce_stale", source=source, username=username)
             return self._challenge(proxy, now, stale=True)
         if not self._nonces.accept_nc(credentials.nonce, credentials.nc or 1, now):

@@ -37,6 +37,7 @@ class Registrar:
     def __init__(self, settings: RegistrarSettings, location: Location) -> None:
         self.settings = settings
         self.location = location
+        self._date_cache: tuple[int, str] = (-1, "")
 
     def register(self, request: Request, aor: str, peer: Peer, wall_now: float) -> RegisterOutcome:
         """Apply an authenticated REGISTER for extension ``aor``."""
@@ -66,13 +67,17 @@ class Registrar:
             wanted.append((contact, min(expires, self.settings.max_expires)))
         outcome = RegisterOutcome(StatusCode.OK)
         # Section 10.3 item 8: check every contact before changing anything.
-        for contact, _ in wanted:
-            existing = self.location.find(aor, contact.uri_text)
-            if existing is not None and not _is_newer(existing.binding, request):
+        existing = [self.location.find(aor, contact.uri_text) for contact, _ in wanted]
+        for found in existing:
+            if found is not None and not _is_newer(found.binding, request):
                 return RegisterOutcome(StatusCode.BAD_REQUEST, "CSeq Not Increasing")
-        live = {reg.binding.contact for reg in self.location.registrations(aor)}
-        added = sum(1 for c, e in wanted if e > 0 and self.location.find(aor, c.uri_text) is None)
-        if len(live) + added > self.settings.max_contacts:
+        live = len(self.location.registrations(aor))
+        added = sum(
+            1
+            for (_, expires), found in zip(wanted, existing, strict=True)
+            if expires > 0 and found is None
+        )
+        if live + added > self.settings.max_contacts:
             return RegisterOutcome(StatusCode.FORBIDDEN, "Too Many Contacts")
         user_agent = request.headers.get("user-agent")
         for contact, expires in wanted:
@@ -113,8 +118,15 @@ class Registrar:
             remaining = max(0, round(binding.expires_at - wall_now))
             q = "" if binding.q is None else f";q={binding.q:g}"
             headers.append(("Contact", f"<{binding.contact}>;expires={remaining}{q}"))
-        headers.append(("Date", formatdate(wall_now, usegmt=True)))
+        headers.append(("Date", self._date(wall_now)))
         return headers
+
+    def _date(self, wall_now: float) -> str:
+        # One formatting a second is enough (RFC 1123 dates have whole seconds).
+        second = int(wall_now)
+        if self._date_cache[0] != second:
+            self._date_cache = (second, formatdate(second, usegmt=True))
+        return self._date_cache[1]
 
     def _remove_all(self, request: Request, aor: str, wall_now: float) -> RegisterOutcome:
         regs = self.location.registrations(aor)

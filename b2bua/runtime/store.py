@@ -42,6 +42,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 }
 SCHEMA_VERSION: Final = max(MIGRATIONS)
 MAX_BATCH: Final = 200  # operations per transaction
+GATHER_TIME: Final = 0.02  # seconds a batch may wait for more operations
 WRITE_ATTEMPTS: Final = 5  # per batch, then the batch is dropped (and flush reports it)
 BUSY_TIMEOUT: Final = 1.0  # seconds SQLite waits for another connection's lock
 
@@ -190,9 +191,12 @@ class BindingStore:
         try:
             while True:
                 batch = [self._queue.get()]
+                # Let a burst gather for a moment: one commit for many registrations
+                # costs the event loop's thread far less of the GIL than many commits.
+                deadline = time.monotonic() + GATHER_TIME
                 with contextlib.suppress(queue.Empty):
-                    while len(batch) < MAX_BATCH:
-                        batch.append(self._queue.get_nowait())
+                    while len(batch) < MAX_BATCH and not isinstance(batch[-1], _Flush):
+                        batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 writes = [op for op in batch if not isinstance(op, _Flush)]
                 if writes and not _commit(conn, writes, attempts):
                     dropped += 1
@@ -206,7 +210,30 @@ class BindingStore:
             conn.close()
 
 
+def _coalesced(writes: list[_Write]) -> list[_Write]:
+    """The same changes with the saves that a later operation overrides left out (a phone
+    refreshing twice within one batch is written once). Order is kept."""
+    decided: set[tuple[str, str]] = set()
+    decided_aors: set[str] = set()
+    kept: list[_Write] = []
+    for op in reversed(writes):
+        match op:
+            case _Save(binding=binding):
+                if binding.key in decided or binding.aor in decided_aors:
+                    continue
+                decided.add(binding.key)
+            case _Delete(aor=aor, contact=contact):
+                if contact is None:
+                    decided_aors.add(aor)
+                else:
+                    decided.add((aor, contact))
+        kept.append(op)
+    kept.reverse()
+    return kept
+
+
 def _commit(conn: sqlite3.Connection, writes: list[_Write], attempts: int) -> bool:
+    writes = _coalesced(writes)
     for attempt in range(1, attempts + 1):
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -46,6 +46,9 @@ class Algorithm(StrEnum):
     SHA256 = "SHA-256"
 
 
+_ALGORITHMS: Final = {algorithm.value: algorithm for algorithm in Algorithm}
+
+
 class Qop(StrEnum):
     """Quality of protection (RFC 7616 section 3.3)."""
 
@@ -70,6 +73,9 @@ _SWS: Final = r"[ \t\r\n]*"
 _PARAM_RE: Final = re.compile(
     rf"{_SWS}({grammar.TOKEN}){_SWS}={_SWS}({grammar.QUOTED_STRING}|[^\s,\"]+){_SWS}(,|\Z)"
 )
+_PARAM_ALL_RE: Final = re.compile(
+    rf"({_SWS}({grammar.TOKEN}){_SWS}={_SWS}({grammar.QUOTED_STRING}|[^\s,\"]+){_SWS}(,|\Z))"
+)
 # credentials = ("Digest" LWS digest-response) / other-response
 _SCHEME_RE: Final = re.compile(rf"{_SWS}({grammar.TOKEN})(?:[ \t\r\n]+|\Z)")
 # nonce-count = "nc" EQUAL nc-value ; nc-value = 8LHEX
@@ -86,8 +92,20 @@ def _parse_params(value: str, what: str) -> dict[str, str]:
         raise ParseError(f"{what} without an authentication scheme")
     if scheme.group(1).lower() != "digest":
         raise ParseError(f"unsupported authentication scheme in {what}")
-    params: dict[str, str] = {}
     pos, end = scheme.end(), len(value)
+    # Fast path: every parameter found in one pass; it is the whole story when the
+    # matches cover the text exactly and end well (otherwise the loop names the fault).
+    found = _PARAM_ALL_RE.findall(value, pos)
+    if (
+        found
+        and sum(len(f[0]) for f in found) == end - pos
+        and found[-1][3] == ""
+        and all(f[3] == "," for f in found[:-1])
+    ):
+        fast = {name.lower(): grammar.unquote(raw) for _, name, raw, _ in found}
+        if len(fast) == len(found):
+            return fast
+    params: dict[str, str] = {}
     while pos < end:
         m = _PARAM_RE.match(value, pos)
         if m is None:
@@ -105,9 +123,9 @@ def _parse_params(value: str, what: str) -> dict[str, str]:
 def _algorithm(params: dict[str, str]) -> Algorithm:
     # RFC 7616 section 3.3: "If this is not present, it is assumed to be 'MD5'".
     name = params.get("algorithm", "MD5")
-    for algorithm in Algorithm:
-        if name.upper() == algorithm.value:
-            return algorithm
+    algorithm = _ALGORITHMS.get(name.upper())
+    if algorithm is not None:
+        return algorithm
     raise UnsupportedDigestError(f"unsupported digest algorithm {name[:20]!r}")
 
 

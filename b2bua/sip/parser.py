@@ -201,7 +201,7 @@ def _content_length(headers: Headers, problems: list[tuple[str, int]]) -> int | 
     if not first.isdigit():
         problems.append(("Bad Content-Length", 400))
         return None
-    if any(v != first for v in values[1:]):
+    if len(values) > 1 and values.count(first) != len(values):
         problems.append(("Conflicting Content-Length", 400))
         return None
     return int(first)

@@ -217,3 +217,28 @@ def test_close_twice_is_fine_and_stops_the_writer(path: Path) -> None:
 def test_flush_with_nothing_queued_is_true(store: BindingStore) -> None:
     assert store.flush() is True
     assert store.load_bindings(0.0) == []
+
+
+def test_a_batch_keeps_only_the_saves_that_matter(tmp_path: Path) -> None:
+    from b2bua.runtime.store import _coalesced, _Delete, _Save  # noqa: PLC0415
+
+    def save(contact: str, expires_at: float, aor: str = "0101") -> _Save:
+        return _Save(
+            Binding(
+                aor=aor,
+                contact=contact,
+                expires_at=expires_at,
+                registered_at=1.0,
+                call_id="c",
+                cseq=1,
+                source="udp:h:1",
+            )
+        )
+
+    a1, a2, b1 = save("sip:a", 10), save("sip:a", 20), save("sip:b", 10)
+    gone = _Delete("0101", "sip:b")
+    everything = _Delete("0101", None)
+    other = save("sip:c", 30, aor="0102")
+    assert _coalesced([a1, b1, a2, gone]) == [a2, gone]
+    assert _coalesced([a1, b1, everything, other]) == [everything, other]
+    assert _coalesced([everything, a1]) == [everything, a1]
