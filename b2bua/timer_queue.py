@@ -18,12 +18,13 @@ K = TypeVar("K", bound=Hashable)
 class TimerQueue(Generic[K]):
     """Deadlines by key. Ties fire in the order they were scheduled."""
 
-    __slots__ = ("_current", "_heap", "_seq")
+    __slots__ = ("_current", "_heap", "_seq", "_stale")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, K]] = []
         self._current: dict[K, tuple[float, int]] = {}
         self._seq = itertools.count()
+        self._stale = 0  # heap entries whose key was cancelled or rescheduled
 
     def __len__(self) -> int:
         return len(self._current)
@@ -33,11 +34,24 @@ class TimerQueue(Generic[K]):
 
     def schedule(self, key: K, at: float) -> None:
         seq = next(self._seq)
+        if self._current.get(key) is not None:
+            self._forgot_one()
         self._current[key] = (at, seq)
         heapq.heappush(self._heap, (at, seq, key))
 
     def cancel(self, key: K) -> None:
-        self._current.pop(key, None)
+        if self._current.pop(key, None) is not None:
+            self._forgot_one()
+
+    def _forgot_one(self) -> None:
+        """Lazy cancelling leaves entries behind; a phone refreshing its registration
+        every minute with an expiry an hour away would pile them up. When they outnumber
+        the live ones, rebuild the heap from the live entries."""
+        self._stale += 1
+        if self._stale > 2 * len(self._current) + 1024:
+            self._heap = [(at, seq, key) for key, (at, seq) in self._current.items()]
+            heapq.heapify(self._heap)
+            self._stale = 0
 
     def deadline(self, key: K) -> float | None:
         entry = self._current.get(key)
@@ -50,6 +64,7 @@ class TimerQueue(Generic[K]):
             if self._current.get(key) == (at, seq):
                 return at
             heapq.heappop(heap)
+            self._stale = max(0, self._stale - 1)
         return None
 
     def pop_due(self, now: float) -> list[K]:
@@ -61,4 +76,11 @@ class TimerQueue(Generic[K]):
             if self._current.get(key) == (at, seq):
                 del self._current[key]
                 due.append(key)
+            else:
+                self._stale = max(0, self._stale - 1)
         return due
+
+    @property
+    def heap_size(self) -> int:
+        """Entries in the heap, stale ones included (for tests and the status page)."""
+        return len(self._heap)

@@ -38,3 +38,14 @@ def test_pop_due_matches_a_plain_model(ops: list[tuple[int, float, bool]]) -> No
     due = q.pop_due(50.0)
     assert sorted(due) == sorted(k for k, at in model.items() if at <= 50.0)
     assert [model[k] for k in due] == sorted(model[k] for k in due)
+
+
+def test_rescheduling_does_not_pile_up_stale_entries() -> None:
+    q: TimerQueue[int] = TimerQueue()
+    for refresh in range(200):
+        for phone in range(100):
+            q.schedule(phone, 3600.0 + refresh)  # each refresh moves the expiry
+    assert len(q) == 100
+    assert q.heap_size <= 3 * 100 + 1024 + 1
+    assert q.next_deadline() == 3799.0
+    assert q.pop_due(4000.0) == list(range(100))
