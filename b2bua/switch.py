@@ -47,7 +47,6 @@ from b2bua.sip.errors import LocalProtocolError, SipError
 from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.parser import MessageParseError, ParserLimits, parse_message
 from b2bua.sip.status import KNOWN_METHODS, StatusCode
-from b2bua.sip.uri import SipUri
 from b2bua.timer_queue import TimerQueue
 from b2bua.transaction.actions import SendMessage
 from b2bua.transaction.events import (
@@ -477,9 +476,3 @@ class Switch:
         if peer.transport is Transport.UDP:
             return SendDatagram(data=data, peer=peer)
         return SendStream(data=data, peer=peer)
-
-
-def own_uri(settings: SwitchSettings) -> SipUri:
-    """The switch's own SIP URI (for Contact)."""
-    first = settings.listen[0] if settings.listen else None
-    return SipUri(settings.host, port=first.port if first else None)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from b2bua.ids import IdSource
-from b2bua.registrar.location import Location, Registration
+from b2bua.registrar.location import Registration
 from b2bua.registrar.settings import Extension
 from b2bua.sip.message import Headers, Request
 
@@ -65,7 +65,3 @@ class Qualifier:
             ]
         )
         return Request("OPTIONS", contact, headers)
-
-
-def find(location: Location, due: QualifyDue) -> Registration | None:
-    return location.find(due.aor, due.contact)

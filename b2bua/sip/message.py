@@ -174,10 +174,6 @@ class Headers:
         """The lookup key of every field, in order (a copy)."""
         return list(self._keys)
 
-    def wire_lines(self) -> list[str]:
-        """Every field as it goes on the wire, in order (a copy)."""
-        return list(self._raws)
-
     def fields(self, name: str) -> list[HeaderField]:
         key = header_key(name)
         return [HeaderField(k, r) for k, r in zip(self._keys, self._raws, strict=True) if k == key]
@@ -246,12 +242,6 @@ class Headers:
         self._cache.clear()
         self._insert(len(self._keys), key, raw)
 
-    def prepend(self, name: str, value: str) -> None:
-        """Insert a field before the first one (Via, Record-Route are prepended)."""
-        self._cache.clear()
-        key, raw = _field_text(name, value)
-        self._insert(0, key, raw)
-
     def set(self, name: str, value: str) -> None:
         """Replace every field called ``name`` by one, where the first one stood."""
         key, raw = _field_text(name, value)
@@ -287,14 +277,6 @@ class Headers:
         if len(values) > 1:
             self._insert(i, key, f"{spelled}: {', '.join(values[1:])}")
         self._insert(i, key, f"{spelled}: {value}")
-
-    def remove_first_value(self, name: str) -> None:
-        """Remove the first value of a list header (a proxy pops its own Via this way)."""
-        self._cache.clear()
-        found = self._split_first(name)
-        if found is not None and len(found[2]) > 1:
-            i, spelled, values = found
-            self._insert(i, header_key(name), f"{spelled}: {', '.join(values[1:])}")
 
 
 class Message:

@@ -93,13 +93,6 @@ class SipUri:
             self.host, self.scheme, self.user, self.password, self.port, tuple(kept), self.headers
         )
 
-    def without_params(self, *names: str) -> SipUri:
-        drop = {n.lower() for n in names}
-        kept = tuple((n, v) for n, v in self.params if n.lower() not in drop)
-        return SipUri(
-            self.host, self.scheme, self.user, self.password, self.port, kept, self.headers
-        )
-
     @property
     def host_port(self) -> tuple[str, int | None]:
         """The host without IPv6 brackets, and the port if one was written."""
