@@ -10,7 +10,21 @@ from b2bua.dialog.dialog import (
     DialogId,
     DialogState,
 )
+from b2bua.dialog.invite_session import (
+    UacInviteSession,
+    UasInviteSession,
+    build_cancel,
+    reject_unsupported,
+    sdp_of,
+)
 from b2bua.dialog.routing import LocalAddress, make_dialog_response, request_target
+from b2bua.dialog.session_events import (
+    EndReason,
+    SessionAction,
+    SessionState,
+    SessionStateError,
+    SessionTimer,
+)
 from b2bua.dialog.stray import ack_and_bye_for_stray_2xx
 from b2bua.dialog.table import DialogTable
 
@@ -23,8 +37,18 @@ __all__ = [
     "DialogId",
     "DialogState",
     "DialogTable",
+    "EndReason",
     "LocalAddress",
+    "SessionAction",
+    "SessionState",
+    "SessionStateError",
+    "SessionTimer",
+    "UacInviteSession",
+    "UasInviteSession",
     "ack_and_bye_for_stray_2xx",
+    "build_cancel",
     "make_dialog_response",
+    "reject_unsupported",
     "request_target",
+    "sdp_of",
 ]
