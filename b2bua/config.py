@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from b2bua.call.settings import CallSettings, MediaSettings, Number, NumberEntry
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
 
@@ -149,10 +150,34 @@ class Config(_Model):
     security: SecuritySettings = SecuritySettings()
     status: StatusSettings = StatusSettings()
     log: LogSettings = LogSettings()
+    calls: CallSettings = CallSettings()
+    media: MediaSettings = MediaSettings()
     extensions: Extensions = {}
+    numbers: dict[Number, NumberEntry] = {}
 
     @model_validator(mode="after")
-    def _ha1_covers_offered_algorithms(self) -> Config:
+    def _cross_checks(self) -> Config:
+        """Checks that span sections, all of them at once (each error names its place)."""
+        errors = self._numbers_reach_extensions() + self._ha1_covers_offered_algorithms()
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def _numbers_reach_extensions(self) -> list[str]:
+        missing = [
+            f"numbers.{number}.destination{CROSS_CHECK_MARK}no extension {entry.extension}"
+            " in [extensions]"
+            for number, entry in self.numbers.items()
+            if entry.extension not in self.extensions
+        ]
+        shadowed = [
+            f"numbers.{number}{CROSS_CHECK_MARK}{number} is already an extension's number"
+            for number in self.numbers
+            if number in self.extensions
+        ]
+        return missing + shadowed
+
+    def _ha1_covers_offered_algorithms(self) -> list[str]:
         # An HA1 verifies only answers to its own algorithm; a phone that answers the
         # first challenge it supports would loop on 401 otherwise.
         missing = [
@@ -163,9 +188,7 @@ class Config(_Model):
             for algorithm in self.registrar.algorithms
             if {"MD5": ext.ha1_md5, "SHA-256": ext.ha1_sha256}[algorithm] is None
         ]
-        if missing:
-            raise ValueError("; ".join(missing))
-        return self
+        return missing
 
     @property
     def domain(self) -> str:

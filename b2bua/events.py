@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from b2bua.call.records import CallRecord
 from b2bua.registrar.binding import Binding
 from b2bua.sip.address import ConnectionId, Peer
+from media.commands import MediaCommand, MediaReport
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,7 +46,8 @@ class StateLoaded:
     bindings: tuple[Binding, ...]
 
 
-Input: TypeAlias = DatagramReceived | StreamReceived | ConnectionClosed | StateLoaded
+#: Media reports (RTP timeouts, latching, ports the host could not bind) come in as they are.
+Input: TypeAlias = DatagramReceived | StreamReceived | ConnectionClosed | StateLoaded | MediaReport
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,4 +82,20 @@ class DeleteBinding:
     contact: str
 
 
-Output: TypeAlias = SendDatagram | SendStream | CloseConnection | SaveBinding | DeleteBinding
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveCallRecord:
+    """Persist the record of a call that ended."""
+
+    record: CallRecord
+
+
+#: Media commands go to the media host as they are.
+Output: TypeAlias = (
+    SendDatagram
+    | SendStream
+    | CloseConnection
+    | SaveBinding
+    | DeleteBinding
+    | SaveCallRecord
+    | MediaCommand
+)

@@ -16,13 +16,35 @@ Unsupported; a malformed request gets 400 (505, 513) naming the fault.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from structlog.typing import FilteringBoundLogger
 
+from b2bua.call.call import (
+    Abandon,
+    Arm,
+    Call,
+    CallAction,
+    CallContext,
+    CallEnded,
+    CallFinished,
+    Disarm,
+    Purpose,
+    Respond,
+    SendDirect,
+    SendInLeg,
+    Target,
+)
+from b2bua.call.call import (
+    TimerName as CallTimerName,
+)
+from b2bua.call.routing import DialPlan, Reject
+from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
+from b2bua.dialog.routing import LocalAddress
 from b2bua.events import (
     CloseConnection,
     ConnectionClosed,
@@ -31,6 +53,7 @@ from b2bua.events import (
     Input,
     Output,
     SaveBinding,
+    SaveCallRecord,
     SendDatagram,
     SendStream,
     StateLoaded,
@@ -43,10 +66,12 @@ from b2bua.registrar.qualify import LocalIdentity, Qualifier, QualifyDue
 from b2bua.registrar.service import RegistrarService
 from b2bua.registrar.settings import Extension, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Peer, Transport
-from b2bua.sip.errors import LocalProtocolError, SipError
+from b2bua.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
 from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.parser import MessageParseError, ParserLimits, parse_message
+from b2bua.sip.sdp import SdpError
 from b2bua.sip.status import KNOWN_METHODS, StatusCode
+from b2bua.sip.uri import SipUri, TelUri
 from b2bua.timer_queue import TimerQueue
 from b2bua.transaction.actions import SendMessage
 from b2bua.transaction.events import (
@@ -62,12 +87,30 @@ from b2bua.transaction.events import (
     TransactionTimedOut,
     TransactionTransportFailed,
 )
-from b2bua.transaction.keys import TransactionKey
+from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
+from media.commands import (
+    Latched,
+    PortUnavailable,
+    RtpTimeout,
+    SessionStats,
+)
+from media.ports import PortPool, PortsExhausted
 
-#: Methods the switch offers today; the calls issue adds INVITE, ACK, BYE...
-ALLOWED_METHODS: Final = ("REGISTER", "OPTIONS", "CANCEL")
+#: Methods the switch offers.
+ALLOWED_METHODS: Final = (
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "UPDATE",
+    "INFO",
+)
+#: Methods that only make sense inside a dialog: without a To tag they get 481.
+DIALOG_ONLY_METHODS: Final = frozenset({"BYE", "UPDATE", "INFO", "PRACK"})
 #: Requests an extension must authenticate for (407). Never REGISTER (401 instead),
 #: OPTIONS (answered to anyone), ACK and CANCEL (section 22.1: they cannot be challenged).
 CHALLENGED_METHODS: Final = KNOWN_METHODS - {"REGISTER", "OPTIONS", "ACK", "CANCEL"}
@@ -85,7 +128,16 @@ class BindingExpiry:
     contact: str
 
 
-TimerKey: TypeAlias = tuple[TransactionKey, TimerName] | BindingExpiry | QualifyDue
+@dataclass(frozen=True, slots=True)
+class CallTimerKey:
+    """A timer of one call (``leg`` -1... or a leg index, see :mod:`b2bua.call.call`)."""
+
+    call: int
+    leg: int
+    name: CallTimerName
+
+
+TimerKey: TypeAlias = tuple[TransactionKey, TimerName] | BindingExpiry | QualifyDue | CallTimerKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +153,18 @@ class SwitchSettings:
     extensions: Mapping[str, Extension] = field(default_factory=dict)
     registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    domain: str | None = None
+    numbers: Mapping[str, NumberEntry] = field(default_factory=dict)
+    calls: CallSettings = field(default_factory=CallSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+
+    @property
+    def sip_domain(self) -> str:
+        return self.domain or self.host
+
+    @property
+    def media_host(self) -> str:
+        return self.media.address or self.host
 
     @property
     def host(self) -> str:
@@ -155,6 +219,45 @@ class Switch:
         self._progress_by_key: dict[TransactionKey, tuple[str, str, int, str]] = {}
         self._own_sent_by = {(a.host, a.port) for a in settings.listen}
         self._own_sent_by.add((settings.host, settings.listen[0].port if settings.listen else 5060))
+        # Calls.
+        self._dial_plan = DialPlan(settings.extensions, settings.numbers)
+        media = settings.media
+        self.ports = PortPool(media.rtp_port_min, media.rtp_port_max)
+        self._call_context = self._make_call_context(settings, wall_offset)
+        self._next_call = 1
+        self._calls: dict[int, Call] = {}
+        self._call_dialogs: dict[tuple[str, str], tuple[Call, int]] = {}
+        self._call_invites: dict[TransactionKey, Call] = {}
+        self._call_transactions: dict[TransactionKey, tuple[Call, int, Purpose]] = {}
+        self._call_sessions: dict[str, Call] = {}
+        self._busy: Counter[str] = Counter()
+        self._busy_by_call: dict[int, list[str]] = {}
+        self.calls_ended = 0
+
+    @staticmethod
+    def _make_call_context(settings: SwitchSettings, wall_offset: float) -> CallContext:
+        host = settings.host
+        locals_: dict[Transport, LocalAddress] = {}
+        contacts: dict[Transport, str] = {}
+        for address in reversed(settings.listen):
+            locals_[address.transport] = LocalAddress(host, address.port, address.transport)
+            bracketed = f"[{host}]" if ":" in host else host
+            suffix = "" if address.transport is Transport.UDP else ";transport=tcp"
+            contacts[address.transport] = f"sip:{bracketed}:{address.port}{suffix}"
+        if not locals_:
+            locals_[Transport.UDP] = LocalAddress(host, 5060)
+            contacts[Transport.UDP] = f"sip:{host}:5060"
+        return CallContext(
+            locals=locals_,
+            contacts=contacts,
+            domain=settings.sip_domain,
+            media_host=settings.media_host,
+            user_agent=settings.user_agent,
+            timers=settings.timers,
+            ring_timeout=settings.calls.ring_timeout,
+            latch_any=settings.media.latch_any,
+            wall_offset=wall_offset,
+        )
 
     # -- the boundary
 
@@ -170,6 +273,21 @@ class Switch:
                 restored = self.registrar.restore(bindings, now + self.wall_offset)
                 self._time_bindings(restored, [], now)
                 return []
+            case RtpTimeout(session_id=session_id, idle_for=idle_for):
+                call = self._call_sessions.get(session_id)
+                if call is None:
+                    return []
+                return self._call_actions(call, call.on_rtp_timeout(idle_for, now), now)
+            case PortUnavailable(session_id=session_id, port=port):
+                self._log.warning("media_port_unavailable", port=port)
+                if self.ports.is_allocated(port):
+                    self.ports.reserve(port, now)
+                call = self._call_sessions.get(session_id)
+                if call is None:
+                    return []
+                return self._call_actions(call, call.abort("media port unavailable", now), now)
+            case Latched() | SessionStats():
+                return []
 
     def fire_timers(self, now: float) -> list[Output]:
         out: list[Output] = []
@@ -181,6 +299,10 @@ class Switch:
                     out.append(DeleteBinding(aor=key.aor, contact=expired.binding.contact))
             elif isinstance(key, QualifyDue):
                 out += self._qualify(key, now)
+            elif isinstance(key, CallTimerKey):
+                call = self._calls.get(key.call)
+                if call is not None:
+                    out += self._call_actions(call, call.on_timer(key.leg, key.name, now), now)
             else:
                 out += self._apply(self._layer.on_timer(key[0], key[1], now), now)
         return out
@@ -251,6 +373,19 @@ class Switch:
         self, request: Request, peer: Peer, key: TransactionKey, now: float
     ) -> list[Output]:
         status, reason, extra = self._screen(request, key)
+        if status is None and request.method != "REGISTER":
+            to_tag = request.to.tag
+            if to_tag is not None:
+                # Inside a dialog: the dialog is the proof of identity, so no challenge;
+                # a dialog we do not know gets 481 (RFC 3261 section 12.2.2).
+                found = self._call_dialogs.get((request.call_id, to_tag))
+                if found is not None:
+                    call, leg = found
+                    return self._call_actions(call, call.on_request(leg, request, key, now), now)
+                if request.method != "OPTIONS":
+                    status = StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
+            elif request.method == "INVITE":
+                return self._on_invite(request, peer, key, now)
         if status is None and request.method in CHALLENGED_METHODS:
             # Only public numbers are open to the outside world, and none is public yet
             # (groups and trunks bring them): so such a request must come from an
@@ -268,9 +403,12 @@ class Switch:
                 return self._respond(key, self._options_response(request), now)
             if request.method == "REGISTER":
                 return self._on_register(request, peer, key, now)
-            # CANCEL comes as CancelReceived; nothing else is allowed yet.
-            status = StatusCode.METHOD_NOT_ALLOWED
-            extra = [("Allow", ", ".join(ALLOWED_METHODS))]
+            if request.method in DIALOG_ONLY_METHODS:
+                status = StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
+            else:
+                # CANCEL comes as CancelReceived; what is left is not offered.
+                status = StatusCode.METHOD_NOT_ALLOWED
+                extra = [("Allow", ", ".join(ALLOWED_METHODS))]
         response = self._response(request, status, reason)
         for name, value in extra:
             response.headers.add(name, value)
@@ -324,6 +462,190 @@ class Switch:
         self._in_progress[identity] = key
         self._progress_by_key[key] = identity
         return False
+
+    # -- calls
+
+    def _on_invite(
+        self, request: Request, peer: Peer, key: TransactionKey, now: float
+    ) -> list[Output]:
+        """A new call: route the dialled number (public numbers need no authentication,
+        everything else an authenticated extension), then ring the destination."""
+        dialled = _dialled(request)
+        destination = self._dial_plan.public(dialled)
+        caller_extension: str | None = None
+        if destination is None:
+            match self.registrar.authenticate(request, peer, now):
+                case Ignored():
+                    return self._apply(self._layer.terminate(key, now), now)
+                case Refused(status=status, reason=reason, headers=headers):
+                    return self._reply(request, key, status, now, reason=reason, headers=headers)
+                case Authenticated(username=username):
+                    caller_extension = username
+            destination = self._dial_plan.route(dialled)
+        if isinstance(destination, Reject):
+            return self._reply(request, key, destination.status, now, reason=destination.reason)
+        number = destination.number
+        extension = self.settings.extensions[number]
+        if len(self._calls) >= self.settings.calls.max_calls:
+            self._log.warning("call_limit_reached", calls=len(self._calls))
+            return self._reply(
+                request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
+            )
+        if extension.dnd or self._busy[number] >= extension.max_calls:
+            return self._reply(request, key, StatusCode.BUSY_HERE, now)
+        try:
+            ports = (self.ports.allocate(now), self.ports.allocate(now))
+        except PortsExhausted:
+            self._log.warning("media_ports_exhausted")
+            return self._reply(request, key, StatusCode.SERVICE_UNAVAILABLE, now)
+        ref = self._next_call
+        self._next_call += 1
+        caller = caller_extension or _user_of(request)
+        try:
+            call = Call(
+                ref=ref,
+                invite=request,
+                invite_key=key,
+                peer=peer,
+                caller=caller,
+                callee=dialled or number,
+                ports=ports,
+                context=self._call_context,
+                ids=self._ids,
+                log=self._log,
+                now=now,
+            )
+        except SdpError as error:
+            self._release_ports(ports)
+            reason = f"Bad SDP: {error}"[:100]
+            return self._reply(request, key, StatusCode.NOT_ACCEPTABLE_HERE, now, reason=reason)
+        except RemoteProtocolError as error:  # DialogError (no Contact), a bad header
+            self._release_ports(ports)
+            status = error.status_hint or StatusCode.BAD_REQUEST
+            return self._reply(request, key, status, now)
+        targets = [
+            Target(number, reg.binding.contact, reg.peer)
+            for reg in self.registrar.location.registrations(number)
+            if reg.reachable
+        ]
+        self._calls[ref] = call
+        self._call_invites[key] = call
+        self._call_sessions[call.session_id] = call
+        counted = [number] + ([caller_extension] if caller_extension else [])
+        self._busy.update(counted)
+        self._busy_by_call[ref] = counted
+        actions = call.start(targets, now)
+        for call_id, tag, leg in call.dialog_ids():
+            self._call_dialogs[(call_id, tag)] = (call, leg)
+        return self._call_actions(call, actions, now)
+
+    def _reply(
+        self,
+        request: Request,
+        key: TransactionKey,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[Output]:
+        response = self._response(request, status, reason)
+        for name, value in headers or ():
+            response.headers.add(name, value)
+        return self._respond(key, response, now)
+
+    def _call_actions(self, call: Call, actions: list[CallAction], now: float) -> list[Output]:
+        out: list[Output] = []
+        for action in actions:
+            match action:
+                case Respond(key=key, response=response, peer=peer):
+                    try:
+                        out += self._respond(key, response, now)
+                    except LocalProtocolError:
+                        if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+                            # The transaction is gone (Timer L): the TU resends its 2xx.
+                            out.append(self._send(response.to_bytes(), peer))
+                case SendInLeg(leg=leg, request=request, peer=peer, purpose=purpose):
+                    key, events = self._layer.send_request(request, peer, now)
+                    self._call_transactions[key] = (call, leg, purpose)
+                    out += self._apply(events, now)
+                case SendDirect(request=request, peer=peer):
+                    out.append(self._send(request.to_bytes(), peer))
+                case Arm(leg=leg, name=name, at=at):
+                    self._timers.schedule(CallTimerKey(call.ref, leg, name), at)
+                case Disarm(leg=leg, name=name):
+                    self._timers.cancel(CallTimerKey(call.ref, leg, name))
+                case Abandon(key=key):
+                    out += self._apply(self._layer.terminate(key, now), now)
+                case CallEnded(record=record):
+                    self.calls_ended += 1
+                    self._busy.subtract(self._busy_by_call.pop(call.ref, []))
+                    self._busy += Counter()  # drop counts that reached zero
+                    out.append(SaveCallRecord(record=record))
+                case CallFinished():
+                    self._forget_call(call)
+                case _:
+                    out.append(action)  # a media command
+        return out
+
+    def _forget_call(self, call: Call) -> None:
+        self._calls.pop(call.ref, None)
+        self._call_sessions.pop(call.session_id, None)
+        if self._call_invites.get(call.a.invite_key or _NO_KEY) is call:
+            del self._call_invites[call.a.invite_key or _NO_KEY]
+        for call_id, tag, _ in call.dialog_ids():
+            if self._call_dialogs.get((call_id, tag), (None, 0))[0] is call:
+                del self._call_dialogs[(call_id, tag)]
+        for key in [k for k, (c, _, _) in self._call_transactions.items() if c is call]:
+            del self._call_transactions[key]
+        self._release_ports(call.ports)
+
+    def _release_ports(self, ports: tuple[int, ...]) -> None:
+        for port in ports:
+            if self.ports.is_allocated(port):
+                self.ports.release(port)
+
+    def _on_call_response(
+        self, response: Response, key: TransactionKey, now: float
+    ) -> list[Output]:
+        found = self._call_transactions.get(key)
+        if found is None:
+            return []
+        call, leg, purpose = found
+        return self._call_actions(call, call.on_response(leg, purpose, response, key, now), now)
+
+    def _on_call_failure(self, key: TransactionKey, status: int, now: float) -> list[Output]:
+        found = self._call_transactions.get(key)
+        if found is None:
+            return []
+        call, leg, purpose = found
+        actions = call.on_transaction_failed(leg, purpose, key, status, now)
+        return self._call_actions(call, actions, now)
+
+    def _on_ack(self, ack: Request, now: float) -> list[Output]:
+        tag = ack.to.tag
+        found = None if tag is None else self._call_dialogs.get((ack.call_id, tag))
+        if found is None:
+            return []
+        call, leg = found
+        return self._call_actions(call, call.on_ack(leg, ack, now), now)
+
+    def _on_stray_response(self, response: Response, now: float) -> list[Output]:
+        """A 2xx to one of our INVITEs whose transaction is gone (RFC 6026 section 7.2):
+        the leg's session ACKs it again, or ACKs and BYEs a fork it does not want."""
+        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
+            return []
+        tag = response.from_.tag
+        found = None if tag is None else self._call_dialogs.get((response.call_id, tag))
+        if found is None:
+            return []
+        call, leg = found
+        if leg == 0:
+            return []
+        key = TransactionKey(Side.CLIENT, "INVITE", response.top_via.branch or "")
+        return self._call_actions(
+            call, call.on_response(leg, Purpose.INVITE, response, key, now), now
+        )
 
     def _on_register(
         self, request: Request, peer: Peer, key: TransactionKey, now: float
@@ -395,6 +717,18 @@ class Switch:
         """What /status shows."""
         state = self.registrar.snapshot(now, now + self.wall_offset)
         state["transactions"] = len(self._layer)
+        active = [call for call in self._calls.values() if not call.is_ended]
+        state["calls"] = {
+            "active": len(active),
+            "finishing": len(self._calls) - len(active),
+            "ended": self.calls_ended,
+            "list": [call.snapshot(now, self.wall_offset) for call in active],
+        }
+        state["media_ports"] = {
+            "allocated": self.ports.in_use,
+            "quarantined": self.ports.quarantined,
+            "capacity": self.ports.capacity,
+        }
         return state
 
     def _options_response(self, request: Request) -> Response:
@@ -455,16 +789,29 @@ class Switch:
                     out += self._on_request(request, peer, key, now)
                 case CancelReceived(cancel=cancel, cancel_key=cancel_key, invite_key=invite_key):
                     out += self._on_cancel(cancel, cancel_key, invite_key, now)
+                    call = None if invite_key is None else self._call_invites.get(invite_key)
+                    if call is not None:
+                        out += self._call_actions(call, call.on_cancel(now), now)
                 case TransactionTerminated(key=key):
                     self._forget(key)
+                    self._call_transactions.pop(key, None)
+                    self._call_invites.pop(key, None)
                     self._qualified(key, False, now)  # ended without any response
                 case ResponseReceived(response=response, key=key):
-                    if response.status >= 200:
+                    if key in self._call_transactions:
+                        out += self._on_call_response(response, key, now)
+                    elif response.status >= 200:
                         self._qualified(key, True, now)
-                case TransactionTimedOut(key=key) | TransactionTransportFailed(key=key):
+                case TransactionTimedOut(key=key):
+                    out += self._on_call_failure(key, StatusCode.REQUEST_TIMEOUT, now)
                     self._qualified(key, False, now)
-                case AckReceived() | StrayResponse():
-                    pass  # no dialogs yet
+                case TransactionTransportFailed(key=key):
+                    out += self._on_call_failure(key, StatusCode.SERVICE_UNAVAILABLE, now)
+                    self._qualified(key, False, now)
+                case AckReceived(request=ack):
+                    out += self._on_ack(ack, now)
+                case StrayResponse(response=response):
+                    out += self._on_stray_response(response, now)
         return out
 
     def _forget(self, key: TransactionKey) -> None:
@@ -476,3 +823,37 @@ class Switch:
         if peer.transport is Transport.UDP:
             return SendDatagram(data=data, peer=peer)
         return SendStream(data=data, peer=peer)
+
+
+_NO_KEY: Final = TransactionKey(Side.SERVER, "", "")
+
+
+def _dialled(request: Request) -> str | None:
+    """The number a request dials: the user part of a SIP Request-URI (visual separators
+    of a phone number removed, RFC 3966 section 5.1.1), or a tel: URI's number."""
+    try:
+        uri = request.request_uri
+    except SipError:
+        return None
+    if isinstance(uri, TelUri):
+        number = uri.number
+    elif isinstance(uri, SipUri):
+        number = uri.user or ""
+    else:
+        return None
+    number = number.split(";", 1)[0]
+    cleaned = "".join(c for c in number if c not in "-.() ")
+    return cleaned or None
+
+
+def _user_of(request: Request) -> str:
+    """The caller's number as its From says it (an unauthenticated caller: a trunk)."""
+    try:
+        uri = request.from_.uri
+    except SipError:
+        return "anonymous"
+    if isinstance(uri, SipUri) and uri.user:
+        return uri.user
+    if isinstance(uri, TelUri):
+        return uri.number
+    return "anonymous"

@@ -20,6 +20,8 @@ from b2bua.dialog.invite_session import (
 from b2bua.dialog.routing import LocalAddress, make_dialog_response, request_target
 from b2bua.dialog.session_events import (
     EndReason,
+    ReinviteAccepted,
+    ReinviteRejected,
     SessionAction,
     SessionState,
     SessionStateError,
@@ -39,6 +41,8 @@ __all__ = [
     "DialogTable",
     "EndReason",
     "LocalAddress",
+    "ReinviteAccepted",
+    "ReinviteRejected",
     "SessionAction",
     "SessionState",
     "SessionStateError",

@@ -12,6 +12,11 @@ responses and answers CANCEL with 200/487. What RFC 3261 gives the TU is here: t
 retransmission until the ACK (section 13.3.1.4), the ACK for a 2xx and the ACK+BYE for a
 stray fork's 2xx (13.2.2.4), BYE (15), re-INVITE glare (14.2), the CANCEL request (9.1).
 
+Once the dialog is confirmed, both roles receive and send re-INVITEs (section 14; a B2BUA
+relays hold and unhold both ways), through the shared base class: ``on_reinvite`` /
+``answer_reinvite`` / ``reject_reinvite`` and ``send_reinvite`` / ``on_reinvite_response`` /
+``send_reinvite_ack`` / ``on_reinvite_failed``. One INVITE at a time in either direction.
+
 Offer/answer follows what carriers and PBXs send: an INVITE without SDP gets the offer in
 our 2xx and the answer in the ACK (RFC 3264; RFC 3261 section 13.2.1). SDP travels as bytes;
 parsing it is the caller's business (:mod:`b2bua.sip.sdp`).
@@ -23,6 +28,7 @@ answer) when the peer's in-dialog request does not fit the dialog.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from b2bua.dialog.dialog import Dialog, DialogError
@@ -36,6 +42,8 @@ from b2bua.dialog.session_events import (
     EndReason,
     Established,
     OfferReceived,
+    ReinviteAccepted,
+    ReinviteRejected,
     Ringing,
     SendAck,
     SendRequest,
@@ -105,18 +113,55 @@ def build_cancel(invite: Request) -> Request:
     return Request("CANCEL", invite.uri, headers)
 
 
-class _InviteSession:
-    """What both roles share: the state, BYE sent and received."""
+def _credentials(request: Request) -> list[tuple[str, str]]:
+    return [(f.name, f.value) for f in request.headers if f.key in _CREDENTIALS]
 
-    def __init__(self, invite: Request, *, local_address: LocalAddress, ids: IdSource) -> None:
+
+class _InviteSession:
+    """What both roles share: the state, BYE sent and received, and re-INVITEs in the
+    confirmed dialog, received and sent (RFC 3261 section 14).
+
+    Receiving: ``on_reinvite`` -> ``OfferReceived``; ``answer_reinvite`` (our 2xx, resent
+    on ``RETRANSMIT_2XX`` until ``on_ack``; BYE on ``ACK_TIMEOUT``) or ``reject_reinvite``.
+    Sending: ``send_reinvite`` -> ``SendRequest``; its responses go to
+    ``on_reinvite_response`` (-> ``SendAck`` + ``ReinviteAccepted``, or
+    ``ReinviteRejected``), a timeout to ``on_reinvite_failed``; ``send_reinvite_ack`` when
+    the 2xx carried the offer. One INVITE at a time in either direction (14.1, 14.2).
+    """
+
+    def __init__(
+        self,
+        invite: Request,
+        *,
+        local_address: LocalAddress,
+        ids: IdSource,
+        timers: TimerSettings,
+    ) -> None:
         if invite.method != "INVITE":
             raise LocalProtocolError(f"a {invite.method} starts no INVITE session")
         self.invite = invite
         self.local_address = local_address
+        self.timers = timers
         self._ids = ids
         self.state = SessionState.INITIAL
         self._dialog: Dialog | None = None
         self._end_reason = EndReason.LOCAL_BYE
+        self._end_status: int | None = None
+        # An INVITE we received in the dialog (UAS: also the initial one).
+        self._pending: Request | None = None  # re-INVITE received, not answered yet
+        self._answered: Request | None = None  # INVITE whose 2xx awaits its ACK
+        self._response_2xx: Response | None = None
+        self._interval = timers.t1
+        self._offer_in_2xx = False
+        self._hang_up_after_ack = False
+        # A re-INVITE we sent: outstanding until its final response, or until its ACK
+        # went out for a 2xx (offer/answer complete).
+        self._reinvite: Request | None = None
+        self._reinvite_ack_owed = False  # its 2xx made the offer: send_reinvite_ack awaited
+        # CSeq number -> (the ACK sent for that re-INVITE's 2xx, kept until): a
+        # retransmitted 2xx gets the same ACK while the client transaction may pass it up
+        # (RFC 6026 Timer M, 64*T1).
+        self._reinvite_acks: dict[int, tuple[Request, float]] = {}
 
     @property
     def terminated(self) -> bool:
@@ -127,20 +172,80 @@ class _InviteSession:
         """The dialog (UAC: the confirmed one, once answered)."""
         return self._dialog
 
-    def _send_bye(self, reason: EndReason) -> list[SessionAction]:
+    @property
+    def has_reinvite_outstanding(self) -> bool:
+        """Whether our re-INVITE awaits its final response or, after a 2xx with the
+        offer, our ACK."""
+        return self._reinvite is not None
+
+    def _require(self, *allowed: SessionState) -> None:
+        if self.state not in allowed:
+            raise SessionStateError(f"not allowed in state {self.state.name}")
+
+    def _invite_in_progress(self) -> bool:
+        """Whether an INVITE (transaction or offer/answer) is unfinished in either
+        direction, or the session is not established: no new one may start (14.1)."""
+        return (
+            self.state is not SessionState.ESTABLISHED
+            or self._pending is not None
+            or self._reinvite is not None
+        )
+
+    def _response(self, request: Request, status: int, sdp: bytes | None) -> Response:
+        """A response carrying our tag and, for a 101-299, our Contact (the dialog's
+        local target)."""
+        assert self._dialog is not None
+        response = make_dialog_response(
+            request,
+            status,
+            local_tag=self._dialog.local_tag,
+            local_contact=self._dialog.local_target,
+        )
+        if sdp:
+            response.headers.add("Content-Type", SDP)
+            response.body = sdp
+        return response
+
+    # -- BYE
+
+    def _send_bye(self, reason: EndReason, status: int | None = None) -> list[SessionAction]:
         assert self._dialog is not None
         bye = self._dialog.new_request(
             "BYE", branch=self._ids.new_branch(), local_address=self.local_address
         )
         self.state = SessionState.TERMINATING
         self._end_reason = reason
+        self._end_status = status
         return [SendRequest(request=bye)]
 
+    def _hang_up_confirmed(
+        self, now: float, reason: EndReason = EndReason.LOCAL_BYE
+    ) -> list[SessionAction]:
+        """BYE from ESTABLISHED: a re-INVITE we have not answered gets 487 first, and an
+        ACK we owe for our re-INVITE's 2xx goes out (without an answer) before the BYE."""
+        actions: list[SessionAction] = []
+        if self._pending is not None:
+            actions.append(SendResponse(response=make_response(self._pending, 487)))
+            self._pending = None
+        if self._reinvite_ack_owed:
+            actions.append(SendAck(request=self._ack_reinvite(b"", now)))
+        return [*actions, *self._send_bye(reason)]
+
     def _end(self, reason: EndReason, status: int | None = None) -> list[SessionAction]:
+        actions: list[SessionAction] = []
+        if self._pending is not None:
+            # RFC 3261 section 15.1.2: requests still pending get a response, 487.
+            actions.append(SendResponse(response=make_response(self._pending, 487)))
+        if self._answered is not None:
+            actions += [
+                CancelTimer(name=SessionTimer.RETRANSMIT_2XX),
+                CancelTimer(name=SessionTimer.ACK_TIMEOUT),
+            ]
+        self._answered = self._response_2xx = self._pending = None
         self.state = SessionState.TERMINATED
         if self._dialog is not None:
             self._dialog.terminate()
-        return [Terminated(reason=reason, status=status)]
+        return [*actions, Terminated(reason=reason, status=status)]
 
     def _answer_bye(self, request: Request) -> list[SessionAction]:
         """200 to the peer's BYE; the session ends (RFC 3261 section 15.1.2)."""
@@ -159,82 +264,19 @@ class _InviteSession:
         even a failure means the dialog is gone for us)."""
         if response.status < 200 or self.state is not SessionState.TERMINATING:
             return []
-        return self._end(self._end_reason)
+        return self._end(self._end_reason, self._end_status)
 
     def on_bye_failed(self, now: float) -> list[SessionAction]:
         """The BYE transaction timed out or could not be sent: the session ends anyway."""
         if self.state is not SessionState.TERMINATING:
             return []
-        return self._end(self._end_reason)
+        return self._end(self._end_reason, self._end_status)
 
+    # -- our 2xx to an INVITE, until its ACK (RFC 3261 section 13.3.1.4)
 
-class UasInviteSession(_InviteSession):
-    """An INVITE we received (the caller-facing leg). The dialog is created at once, early,
-    with our tag ``local_tag`` and Contact ``local_contact``; it confirms on ``answer``."""
-
-    def __init__(
-        self,
-        invite: Request,
-        *,
-        local_tag: str,
-        local_contact: str,
-        local_address: LocalAddress,
-        ids: IdSource,
-        timers: TimerSettings,
-        over_tls: bool = False,
-    ) -> None:
-        super().__init__(invite, local_address=local_address, ids=ids)
-        self.local_tag = local_tag
-        self.local_contact = local_contact
-        self.timers = timers
-        self._dialog = Dialog.from_uas(invite, local_tag, local_contact, over_tls=over_tls)
-        self._pending: Request | None = None  # re-INVITE received, not answered yet
-        self._answered: Request | None = None  # INVITE whose 2xx awaits its ACK
-        self._response_2xx: Response | None = None
-        self._interval = timers.t1
-        self._offer_in_2xx = False
-        self._hang_up_after_ack = False
-
-    @property
-    def has_offer(self) -> bool:
-        """Whether the INVITE carried an offer (else our 2xx carries it)."""
-        return sdp_of(self.invite) is not None
-
-    def _response(self, request: Request, status: int, sdp: bytes | None) -> Response:
-        response = make_dialog_response(
-            request, status, local_tag=self.local_tag, local_contact=self.local_contact
-        )
-        if sdp:
-            response.headers.add("Content-Type", SDP)
-            response.body = sdp
-        return response
-
-    def _require(self, *allowed: SessionState) -> None:
-        if self.state not in allowed:
-            raise SessionStateError(f"not allowed in state {self.state.name}")
-
-    def ring(
-        self, now: float, *, status: int = 180, sdp: bytes | None = None
-    ) -> list[SessionAction]:
-        """A provisional response (180, or 183 with ``sdp`` for early media)."""
-        self._require(SessionState.INITIAL, SessionState.EARLY)
-        if not 100 < status < 200:
-            raise LocalProtocolError(f"{status} is not a provisional response")
-        self.state = SessionState.EARLY
-        return [SendResponse(response=self._response(self.invite, status, sdp))]
-
-    def answer(self, sdp: bytes, now: float) -> list[SessionAction]:
-        """200 with ``sdp`` (the answer, or the offer when the INVITE had none), then its
-        retransmission until the ACK (RFC 3261 section 13.3.1.4)."""
-        self._require(SessionState.INITIAL, SessionState.EARLY)
-        assert self._dialog is not None
-        self._dialog.confirm()
-        return self._send_2xx(self.invite, sdp, now)
-
-    def _send_2xx(self, request: Request, sdp: bytes, now: float) -> list[SessionAction]:
-        if not sdp:
+    def _send_2xx(self, request: Request, response: Response, now: float) -> list[SessionAction]:
+        if not response.body:
             raise LocalProtocolError("a 2xx to an INVITE carries SDP")
-        response = self._response(request, 200, sdp)
         self.state = SessionState.WAITING_ACK
         self._answered = request
         self._response_2xx = response
@@ -245,21 +287,6 @@ class UasInviteSession(_InviteSession):
             StartTimer(name=SessionTimer.RETRANSMIT_2XX, at=now + self.timers.t1),
             StartTimer(name=SessionTimer.ACK_TIMEOUT, at=now + self.timers.transaction_timeout),
         ]
-
-    def reject(self, status: int, now: float) -> list[SessionAction]:
-        """A final non-2xx response; the server transaction retransmits it."""
-        self._require(SessionState.INITIAL, SessionState.EARLY)
-        if not 300 <= status < 700:
-            raise LocalProtocolError(f"{status} is not a rejection")
-        response = self._response(self.invite, status, None)
-        return [SendResponse(response=response), *self._end(EndReason.REJECTED, status)]
-
-    def on_cancel(self, now: float) -> list[SessionAction]:
-        """The INVITE was cancelled (the switch sends 487 through the transaction layer).
-        After our 2xx, CANCEL has no effect (RFC 3261 section 9.2)."""
-        if self.state not in (SessionState.INITIAL, SessionState.EARLY):
-            return []
-        return self._end(EndReason.CANCELLED, 487)
 
     def on_timer(self, name: SessionTimer, now: float) -> list[SessionAction]:
         if self.state is not SessionState.WAITING_ACK:
@@ -281,7 +308,9 @@ class UasInviteSession(_InviteSession):
                 ]
 
     def on_ack(self, ack: Request, now: float) -> list[SessionAction]:
-        """The ACK for our 2xx. Other ACKs (retransmissions, stale CSeq) are absorbed."""
+        """The ACK for our 2xx (UAS: to the INVITE; either role: to a re-INVITE).
+        ``Established`` only for the UAS's initial INVITE; ``AnswerReceived`` when our 2xx
+        made the offer. Other ACKs (retransmissions, stale CSeq) are absorbed."""
         if ack.method != "ACK":
             raise LocalProtocolError(f"{ack.method} given to on_ack")
         answered = self._answered
@@ -308,22 +337,33 @@ class UasInviteSession(_InviteSession):
             actions += self._send_bye(EndReason.LOCAL_BYE)
         return actions
 
+    # -- re-INVITE received (RFC 3261 section 14.2)
+
     def on_reinvite(self, request: Request, now: float) -> list[SessionAction]:
-        """A re-INVITE. Established with none pending: ``OfferReceived``. While another
-        INVITE is in progress (not answered or not ACKed): 491 (RFC 3261 section 14.2)."""
+        """A re-INVITE. Established with no INVITE in progress in either direction:
+        ``OfferReceived``. Otherwise 491 (RFC 3261 section 14.2: our own re-INVITE is
+        outstanding, another is pending, or our 2xx awaits its ACK). Raises DialogError
+        481 once terminated, 500 for a CSeq out of order."""
         if request.method != "INVITE":
             raise LocalProtocolError(f"{request.method} given to on_reinvite")
-        assert self._dialog is not None
+        if self._dialog is None:
+            # UAC before the 2xx: our own INVITE is in progress (unless it failed).
+            if self.state is SessionState.TERMINATED:
+                raise DialogError("Call/Transaction Does Not Exist", status_hint=481)
+            return [SendResponse(response=make_response(request, 491))]
         self._dialog.on_request(request)  # 481 once terminated, 500 out of order
-        if self.state is not SessionState.ESTABLISHED or self._pending is not None:
+        if self._invite_in_progress():
             return [SendResponse(response=make_response(request, 491))]
         self._pending = request
         return [OfferReceived(sdp=sdp_of(request))]
 
     def answer_reinvite(self, sdp: bytes, now: float) -> list[SessionAction]:
-        """200 with ``sdp`` to the pending re-INVITE, retransmitted until its ACK."""
+        """200 with ``sdp`` to the pending re-INVITE (the answer, or our offer when it had
+        none), retransmitted until its ACK."""
         pending = self._take_pending()
-        return self._send_2xx(pending, sdp, now)
+        if not sdp:
+            raise LocalProtocolError("a 2xx to an INVITE carries SDP")
+        return self._send_2xx(pending, self._response(pending, 200, sdp), now)
 
     def reject_reinvite(self, status: int, now: float) -> list[SessionAction]:
         """A non-2xx to the pending re-INVITE (488, say): the session goes on unchanged."""
@@ -339,6 +379,210 @@ class UasInviteSession(_InviteSession):
         self._pending = None
         return pending
 
+    # -- re-INVITE sent (RFC 3261 section 14.1)
+
+    def send_reinvite(
+        self,
+        sdp: bytes | None,
+        now: float,
+        *,
+        extra_headers: Iterable[tuple[str, str]] = (),
+    ) -> list[SessionAction]:
+        """A re-INVITE with ``sdp`` as the offer (None: ask for the peer's offer in the
+        2xx). Only when established with no INVITE in progress in either direction
+        (14.1), else SessionStateError. ``extra_headers`` go in as they are (credentials
+        after a 401/407, for one; the ACK repeats those). Send it in a client transaction;
+        feed its responses to ``on_reinvite_response``, a timeout to
+        ``on_reinvite_failed``."""
+        if self._invite_in_progress():
+            raise SessionStateError(f"no re-INVITE now (state {self.state.name})")
+        assert self._dialog is not None
+        reinvite = self._dialog.new_request(
+            "INVITE",
+            branch=self._ids.new_branch(),
+            local_address=self.local_address,
+            body=sdp or b"",
+            content_type=SDP if sdp else None,
+            extra_headers=extra_headers,
+        )
+        self._reinvite = reinvite
+        self._reinvite_ack_owed = False
+        return [SendRequest(request=reinvite)]
+
+    def _answers_reinvite(self, response: Response) -> bool:
+        """Whether ``response`` answers our outstanding re-INVITE or repeats the 2xx of
+        one we ACKed."""
+        if response.cseq.method != "INVITE" or response.call_id != self.invite.call_id:
+            return False
+        number = response.cseq.number
+        reinvite = self._reinvite
+        return (
+            reinvite is not None and number == reinvite.cseq.number
+        ) or number in self._reinvite_acks
+
+    def on_reinvite_response(self, response: Response, now: float) -> list[SessionAction]:
+        """A response to our re-INVITE (LocalProtocolError for any other response).
+
+        1xx: nothing. 2xx: the target refresh, then ``SendAck`` + ``ReinviteAccepted`` with
+        the answer, or, when our re-INVITE had no SDP, ``ReinviteAccepted(ack_owed=True)``
+        with the offer (answer with ``send_reinvite_ack``). A repeated 2xx: the same ACK
+        again. 300-699: ``ReinviteRejected`` (the transaction layer ACKs it; the session
+        keeps its media), then for a 481 ``Terminated`` (REMOTE_GONE) and for a 408 a BYE
+        (RFC 3261 section 12.2.1.2; RFC 5057). After our BYE a 2xx is only ACKed."""
+        self._reinvite_acks = {n: e for n, e in self._reinvite_acks.items() if e[1] >= now}
+        if not self._answers_reinvite(response):
+            raise LocalProtocolError("the response does not answer our re-INVITE")
+        reinvite = self._reinvite
+        if reinvite is None or response.cseq.number != reinvite.cseq.number:
+            # The 2xx of a re-INVITE we ACKed, again (13.2.2.4): the same ACK.
+            ack, _ = self._reinvite_acks[response.cseq.number]
+            if self.terminated or not 200 <= response.status < 300:
+                return []
+            return [SendAck(request=ack)]
+        if self.terminated or response.status < 200:
+            return []
+        if response.status >= 300:
+            self._reinvite = None
+            return self._on_reinvite_rejected(response.status)
+        return self._on_reinvite_2xx(response, reinvite, now)
+
+    def _on_reinvite_2xx(
+        self, response: Response, reinvite: Request, now: float
+    ) -> list[SessionAction]:
+        if self._reinvite_ack_owed:
+            return []  # a retransmission while our answer is awaited
+        assert self._dialog is not None
+        self._dialog.on_response(response)  # 12.2.1.2: its Contact is the new target
+        sdp = sdp_of(response)
+        if self.state is not SessionState.ESTABLISHED:
+            return [SendAck(request=self._ack_reinvite(b"", now))]  # we are hanging up
+        if sdp_of(reinvite) is None and sdp is not None:
+            self._reinvite_ack_owed = True  # the 2xx made the offer: the ACK answers it
+            return [ReinviteAccepted(sdp=sdp, ack_owed=True)]
+        ack = self._ack_reinvite(b"", now)
+        return [SendAck(request=ack), ReinviteAccepted(sdp=sdp, ack_owed=False)]
+
+    def _on_reinvite_rejected(self, status: int) -> list[SessionAction]:
+        if self.state is not SessionState.ESTABLISHED:
+            return []
+        rejected: list[SessionAction] = [ReinviteRejected(status=status)]
+        match status:
+            case 481:
+                # RFC 5057 section 5.2: the peer has no such dialog; nothing to BYE.
+                return [*rejected, *self._end(EndReason.REMOTE_GONE, 481)]
+            case 408:
+                # RFC 3261 section 12.2.1.2: no answer, the dialog SHOULD end: BYE.
+                return [*rejected, *self._send_bye(EndReason.REMOTE_GONE, 408)]
+            case _:
+                return rejected
+
+    def _ack_reinvite(self, sdp: bytes, now: float) -> Request:
+        """The ACK for our re-INVITE's 2xx (13.2.2.4): its CSeq number, a new branch, the
+        re-INVITE's credentials; kept for retransmitted 2xx responses."""
+        reinvite = self._reinvite
+        assert self._dialog is not None
+        assert reinvite is not None
+        ack = self._dialog.ack_for_2xx(
+            reinvite.cseq.number,
+            branch=self._ids.new_branch(),
+            local_address=self.local_address,
+            body=sdp,
+            content_type=SDP if sdp else None,
+            extra_headers=_credentials(reinvite),
+        )
+        keep_until = now + self.timers.transaction_timeout
+        self._reinvite_acks[reinvite.cseq.number] = (ack, keep_until)
+        self._reinvite = None
+        self._reinvite_ack_owed = False
+        return ack
+
+    def send_reinvite_ack(self, sdp: bytes, now: float) -> list[SessionAction]:
+        """The ACK carrying our answer ``sdp`` to the offer in our re-INVITE's 2xx
+        (``ReinviteAccepted(ack_owed=True)``)."""
+        if not self._reinvite_ack_owed or self.state is not SessionState.ESTABLISHED:
+            raise SessionStateError("no ACK is owed for a re-INVITE")
+        if not sdp:
+            raise LocalProtocolError("the ACK must carry the answer")
+        return [SendAck(request=self._ack_reinvite(sdp, now))]
+
+    def on_reinvite_failed(self, now: float) -> list[SessionAction]:
+        """Our re-INVITE's client transaction timed out (Timer B) or its transport
+        failed: as a 408. Nothing when no re-INVITE awaits a final response."""
+        if self._reinvite is None or self._reinvite_ack_owed:
+            return []
+        self._reinvite = None
+        return self._on_reinvite_rejected(408)
+
+
+class UasInviteSession(_InviteSession):
+    """An INVITE we received (the caller-facing leg). The dialog is created at once, early,
+    with our tag ``local_tag`` and Contact ``local_contact``; it confirms on ``answer``."""
+
+    def __init__(
+        self,
+        invite: Request,
+        *,
+        local_tag: str,
+        local_contact: str,
+        local_address: LocalAddress,
+        ids: IdSource,
+        timers: TimerSettings,
+        over_tls: bool = False,
+    ) -> None:
+        super().__init__(invite, local_address=local_address, ids=ids, timers=timers)
+        self.local_tag = local_tag
+        self.local_contact = local_contact
+        self._dialog = Dialog.from_uas(invite, local_tag, local_contact, over_tls=over_tls)
+
+    @property
+    def has_offer(self) -> bool:
+        """Whether the INVITE carried an offer (else our 2xx carries it)."""
+        return sdp_of(self.invite) is not None
+
+    def _response(self, request: Request, status: int, sdp: bytes | None) -> Response:
+        response = make_dialog_response(
+            request, status, local_tag=self.local_tag, local_contact=self.local_contact
+        )
+        if sdp:
+            response.headers.add("Content-Type", SDP)
+            response.body = sdp
+        return response
+
+    def ring(
+        self, now: float, *, status: int = 180, sdp: bytes | None = None
+    ) -> list[SessionAction]:
+        """A provisional response (180, or 183 with ``sdp`` for early media)."""
+        self._require(SessionState.INITIAL, SessionState.EARLY)
+        if not 100 < status < 200:
+            raise LocalProtocolError(f"{status} is not a provisional response")
+        self.state = SessionState.EARLY
+        return [SendResponse(response=self._response(self.invite, status, sdp))]
+
+    def answer(self, sdp: bytes, now: float) -> list[SessionAction]:
+        """200 with ``sdp`` (the answer, or the offer when the INVITE had none), then its
+        retransmission until the ACK (RFC 3261 section 13.3.1.4)."""
+        self._require(SessionState.INITIAL, SessionState.EARLY)
+        if not sdp:
+            raise LocalProtocolError("a 2xx to an INVITE carries SDP")
+        assert self._dialog is not None
+        self._dialog.confirm()
+        return self._send_2xx(self.invite, self._response(self.invite, 200, sdp), now)
+
+    def reject(self, status: int, now: float) -> list[SessionAction]:
+        """A final non-2xx response; the server transaction retransmits it."""
+        self._require(SessionState.INITIAL, SessionState.EARLY)
+        if not 300 <= status < 700:
+            raise LocalProtocolError(f"{status} is not a rejection")
+        response = self._response(self.invite, status, None)
+        return [SendResponse(response=response), *self._end(EndReason.REJECTED, status)]
+
+    def on_cancel(self, now: float) -> list[SessionAction]:
+        """The INVITE was cancelled (the switch sends 487 through the transaction layer).
+        After our 2xx, CANCEL has no effect (RFC 3261 section 9.2)."""
+        if self.state not in (SessionState.INITIAL, SessionState.EARLY):
+            return []
+        return self._end(EndReason.CANCELLED, 487)
+
     def hang_up(self, now: float) -> list[SessionAction]:
         """BYE. Before the ACK for our 2xx it is held back until the ACK (or its timeout)
         arrives (RFC 3261 section 15). Before an answer, use ``reject``. Already ending:
@@ -350,11 +594,7 @@ class UasInviteSession(_InviteSession):
                 self._hang_up_after_ack = True
                 return []
             case SessionState.ESTABLISHED:
-                actions: list[SessionAction] = []
-                if self._pending is not None:
-                    actions.append(SendResponse(response=make_response(self._pending, 487)))
-                    self._pending = None
-                return [*actions, *self._send_bye(EndReason.LOCAL_BYE)]
+                return self._hang_up_confirmed(now)
             case SessionState.TERMINATING | SessionState.TERMINATED:
                 return []
 
@@ -367,20 +607,11 @@ class UasInviteSession(_InviteSession):
             actions.insert(1, SendResponse(response=response))
         return actions
 
-    def _end(self, reason: EndReason, status: int | None = None) -> list[SessionAction]:
-        timers: list[SessionAction] = []
-        if self._answered is not None:
-            timers = [
-                CancelTimer(name=SessionTimer.RETRANSMIT_2XX),
-                CancelTimer(name=SessionTimer.ACK_TIMEOUT),
-            ]
-        self._answered = self._response_2xx = self._pending = None
-        return [*timers, *super()._end(reason, status)]
-
 
 class UacInviteSession(_InviteSession):
     """An INVITE we sent (a callee leg). Early dialogs are kept per fork (To tag); the first
-    2xx confirms its dialog, a 2xx from any other fork is ACKed and BYEd."""
+    2xx confirms its dialog, a 2xx from any other fork is ACKed and BYEd. ``timers`` (RFC
+    3261 defaults when omitted) pace our 2xx to a re-INVITE we receive."""
 
     def __init__(
         self,
@@ -388,9 +619,15 @@ class UacInviteSession(_InviteSession):
         *,
         local_address: LocalAddress,
         ids: IdSource,
+        timers: TimerSettings | None = None,
         over_tls: bool = False,
     ) -> None:
-        super().__init__(invite, local_address=local_address, ids=ids)
+        super().__init__(
+            invite,
+            local_address=local_address,
+            ids=ids,
+            timers=TimerSettings() if timers is None else timers,
+        )
         if invite.from_.tag is None:
             raise LocalProtocolError("our INVITE has no From tag")
         self._over_tls = over_tls
@@ -404,13 +641,17 @@ class UacInviteSession(_InviteSession):
     def is_answered(self) -> bool:
         return self._dialog is not None
 
-    def _credentials(self) -> list[tuple[str, str]]:
-        return [(f.name, f.value) for f in self.invite.headers if f.key in _CREDENTIALS]
+    def _invite_in_progress(self) -> bool:
+        # Until the ACK with our answer goes out, the initial offer/answer is unfinished.
+        return self._ack_owed or super()._invite_in_progress()
 
     def on_response(self, response: Response, now: float) -> list[SessionAction]:
-        """A response to our INVITE (a response to our BYE goes to ``on_bye_response``)."""
+        """A response to our INVITE (a response to our BYE goes to ``on_bye_response``,
+        one to our re-INVITE to ``on_reinvite_response``)."""
         if response.cseq.method == "BYE":
             return self.on_bye_response(response, now)
+        if response.cseq.number != self.invite.cseq.number and self._answers_reinvite(response):
+            return self.on_reinvite_response(response, now)
         if response.cseq != self.invite.cseq or response.call_id != self.invite.call_id:
             raise LocalProtocolError("the response does not answer our INVITE")
         if self.state is SessionState.TERMINATED or response.status == 100:
@@ -418,7 +659,7 @@ class UacInviteSession(_InviteSession):
         if response.status < 200:
             return self._on_provisional(response)
         if response.status < 300:
-            return self._on_2xx(response)
+            return self._on_2xx(response, now)
         if self.is_answered:
             return []  # cannot happen after a 2xx (one final response per transaction)
         reason = EndReason.CANCELLED if self._cancelling else EndReason.REJECTED
@@ -442,7 +683,7 @@ class UacInviteSession(_InviteSession):
             return [EarlyMedia(status=response.status, sdp=sdp)]
         return [Ringing(status=response.status)]
 
-    def _on_2xx(self, response: Response) -> list[SessionAction]:
+    def _on_2xx(self, response: Response, now: float) -> list[SessionAction]:
         tag = response.to.tag
         if self.is_answered:
             if tag == self._answered_tag:
@@ -476,7 +717,7 @@ class UacInviteSession(_InviteSession):
         actions.append(Answered(sdp=sdp))
         if self._cancelling:
             # Our CANCEL lost the race (RFC 3261 section 9.1): ACK and BYE the answer.
-            actions += self._release(EndReason.CANCELLED)
+            actions += self._release(now, EndReason.CANCELLED)
         else:
             self.state = SessionState.ESTABLISHED
         return actions
@@ -489,7 +730,7 @@ class UacInviteSession(_InviteSession):
             local_address=self.local_address,
             body=sdp,
             content_type=SDP if sdp else None,
-            extra_headers=self._credentials(),
+            extra_headers=_credentials(self.invite),
         )
         self._ack_owed = False
         return self._ack
@@ -510,24 +751,28 @@ class UacInviteSession(_InviteSession):
         reason = EndReason.CANCELLED if self._cancelling else EndReason.REJECTED
         return self._end(reason, status)
 
-    def _release(self, reason: EndReason = EndReason.LOCAL_BYE) -> list[SessionAction]:
+    def _release(self, now: float, reason: EndReason = EndReason.LOCAL_BYE) -> list[SessionAction]:
         actions: list[SessionAction] = []
         if self._ack_owed:
             # We hang up before answering the 2xx's offer: ACK without SDP, then BYE.
             actions.append(SendAck(request=self._build_ack(b"")))
-        return [*actions, *self._send_bye(reason)]
+        return [*actions, *self._hang_up_confirmed(now, reason)]
 
     def hang_up(self, now: float) -> list[SessionAction]:
-        """BYE once answered; before a final response, ``CancelNeeded`` (the 487 that
-        follows the CANCEL ends the session). Already ending: nothing."""
+        """BYE once answered (held back while our 2xx to a re-INVITE awaits its ACK, as
+        for the UAS); before a final response, ``CancelNeeded`` (the 487 that follows the
+        CANCEL ends the session). Already ending: nothing."""
         match self.state:
             case SessionState.INITIAL | SessionState.EARLY:
                 self._cancelling = True
                 self.state = SessionState.TERMINATING
                 return [CancelNeeded()]
             case SessionState.ESTABLISHED:
-                return self._release()
-            case SessionState.WAITING_ACK | SessionState.TERMINATING | SessionState.TERMINATED:
+                return self._release(now)
+            case SessionState.WAITING_ACK:
+                self._hang_up_after_ack = True
+                return []
+            case SessionState.TERMINATING | SessionState.TERMINATED:
                 return []
 
     def on_bye(self, request: Request, now: float) -> list[SessionAction]:

@@ -15,7 +15,7 @@ from b2bua.sip.message import Request, Response
 class SessionState(Enum):
     INITIAL = "initial"  # INVITE received or sent, nothing more
     EARLY = "early"  # a provisional response sent or received
-    WAITING_ACK = "waiting ACK"  # UAS: our 2xx (to the INVITE or a re-INVITE) awaits its ACK
+    WAITING_ACK = "waiting ACK"  # our 2xx (UAS: to the INVITE; either role: a re-INVITE) awaits ACK
     ESTABLISHED = "established"
     TERMINATING = "terminating"  # BYE sent (or, UAC before the answer, CANCEL asked for)
     TERMINATED = "terminated"
@@ -32,6 +32,7 @@ class EndReason(Enum):
     LOCAL_BYE = "local BYE"
     REMOTE_BYE = "remote BYE"
     ACK_TIMEOUT = "ACK timeout"  # our 2xx was never ACKed; we sent BYE
+    REMOTE_GONE = "remote gone"  # 481 or 408 (or no answer) to our re-INVITE (RFC 5057)
 
 
 class SessionStateError(LocalProtocolError):
@@ -51,8 +52,9 @@ class SendResponse:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendRequest:
-    """Send ``request`` in a new client transaction (BYE); report its outcome to
-    ``on_bye_response`` / ``on_bye_failed``."""
+    """Send ``request`` in a new client transaction and report its outcome: a BYE to
+    ``on_bye_response`` / ``on_bye_failed``, a re-INVITE to ``on_reinvite_response`` /
+    ``on_reinvite_failed``."""
 
     request: Request
 
@@ -111,17 +113,38 @@ class Established:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OfferReceived:
-    """UAS: a re-INVITE; answer it with ``answer_reinvite`` or ``reject_reinvite``. ``sdp``
-    None: no offer in it (ours goes in the 2xx, the answer comes in the ACK)."""
+    """Either role: a re-INVITE; answer it with ``answer_reinvite`` or ``reject_reinvite``.
+    ``sdp`` None: no offer in it (ours goes in the 2xx, the answer comes in the ACK)."""
 
     sdp: bytes | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnswerReceived:
-    """UAS: the ACK carried the answer to the offer we made in our 2xx."""
+    """The ACK carried the answer to the offer we made in our 2xx (UAS: to the INVITE;
+    either role: to a re-INVITE without SDP)."""
 
     sdp: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReinviteAccepted:
+    """Either role: a 2xx to our re-INVITE. ``ack_owed`` False: the ACK went out (the
+    ``SendAck`` before this) and ``sdp`` is the answer to our offer (None if the 2xx had
+    none). ``ack_owed`` True: our re-INVITE had no SDP and ``sdp`` is the peer's offer;
+    answer it with ``send_reinvite_ack``."""
+
+    sdp: bytes | None
+    ack_owed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReinviteRejected:
+    """Either role: our re-INVITE got a 300-699 (or timed out: 408). The session keeps its
+    media; after a 481 it ends at once (``Terminated`` follows), after a 408 a BYE
+    follows (RFC 3261 section 12.2.1.2, RFC 5057)."""
+
+    status: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +174,8 @@ SessionAction: TypeAlias = (
     | Established
     | OfferReceived
     | AnswerReceived
+    | ReinviteAccepted
+    | ReinviteRejected
     | CancelNeeded
     | Terminated
 )

@@ -8,17 +8,20 @@ from typing import Final, Protocol
 
 import structlog
 
+from b2bua.call.records import CallRecord
 from b2bua.events import (
     CloseConnection,
     DeleteBinding,
     Input,
     Output,
     SaveBinding,
+    SaveCallRecord,
     SendDatagram,
     SendStream,
 )
 from b2bua.registrar.binding import Binding
 from b2bua.sip.address import ConnectionId, Peer
+from media.commands import CloseSession, MediaCommand, OpenSession, SwitchLegB, UpdateRemote
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +49,10 @@ class Transports(Protocol):
     def save_binding(self, binding: Binding) -> None: ...
 
     def delete_binding(self, aor: str, contact: str) -> None: ...
+
+    def save_call_record(self, record: CallRecord) -> None: ...
+
+    def execute_media(self, command: MediaCommand) -> None: ...
 
 
 class Driver:
@@ -87,6 +94,10 @@ class Driver:
                     self._transports.save_binding(binding)
                 case DeleteBinding(aor=aor, contact=contact):
                     self._transports.delete_binding(aor, contact)
+                case SaveCallRecord(record=record):
+                    self._transports.save_call_record(record)
+                case OpenSession() | UpdateRemote() | SwitchLegB() | CloseSession():
+                    self._transports.execute_media(output)
 
     def _rearm(self) -> None:
         """Keep one ``call_at`` armed for the core's next deadline, a little late on

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import itertools
 import json
@@ -22,6 +23,7 @@ from typing import Final
 
 import structlog
 
+from b2bua.call.records import CallRecord
 from b2bua.config import Config, ListenAddress, parse_http_listen
 from b2bua.events import Input, StateLoaded
 from b2bua.ids import SecureIds
@@ -35,6 +37,11 @@ from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.parser import ParserLimits
 from b2bua.switch import Switch, SwitchSettings
 from b2bua.transaction.timers import TimerSettings
+from media.commands import MediaCommand
+from media.host import MediaHost
+
+#: The media host's RTP timeout when the config turns it off (0): about 30 years.
+NO_RTP_TIMEOUT: Final = 1e9
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +62,7 @@ class Server:
     switch: Switch | None = None
     store: BindingStore | None = None
     status: StatusServer | None = None
+    media: MediaHost | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _feed(self, event: Input) -> None:
@@ -92,6 +100,10 @@ class Server:
             extensions=config.extensions,
             registrar=config.registrar,
             security=config.security,
+            domain=config.domain,
+            numbers=config.numbers,
+            calls=config.calls,
+            media=config.media,
         )
         # Two clocks (ARCHITECTURE.md): timers run on loop.time(); bindings persist
         # wall-clock instants, converted with this offset.
@@ -100,6 +112,9 @@ class Server:
             settings, SecureIds(), log, secret=secrets.token_bytes(64), wall_offset=wall_offset
         )
         self.driver = Driver(self.switch, self, loop)
+        self.media = MediaHost(
+            loop, self._feed, rtp_timeout=config.media.rtp_timeout or NO_RTP_TIMEOUT
+        )
         bindings = self.store.load_bindings(time.time())
         self.driver.feed(StateLoaded(bindings=tuple(bindings)))
         status_address = None
@@ -107,7 +122,7 @@ class Server:
             config.status.listen if config.status.enabled else None
         )
         if status_listen is not None:
-            self.status = StatusServer(lambda: self._snapshot(loop))
+            self.status = StatusServer(lambda: self._snapshot(loop), self._call_records)
             await self.status.start(*parse_http_listen(status_listen))
             status_address = self.status.address
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -134,7 +149,24 @@ class Server:
 
     def _snapshot(self, loop: asyncio.AbstractEventLoop) -> dict[str, object]:
         assert self.switch is not None
-        return self.switch.snapshot(loop.time())
+        state = self.switch.snapshot(loop.time())
+        if self.media is not None:
+            state["media"] = {
+                "sessions": self.media.sessions,
+                "sockets": self.media.ports_in_use,
+            }
+        # The status request itself runs in a task; anything beyond the server's own
+        # long-lived tasks is a leak.
+        state["tasks"] = len(asyncio.all_tasks(loop))
+        return state
+
+    def _call_records(self, limit: int) -> list[dict[str, object]]:
+        if self.store is None:
+            return []
+        return [
+            {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+            for record in self.store.load_call_records(limit)
+        ]
 
     def _on_signal(self, signum: int) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
@@ -149,6 +181,8 @@ class Server:
             loop.remove_signal_handler(signum)
         if self.driver is not None:
             self.driver.close()
+        if self.media is not None:
+            await self.media.close()
         for endpoint in self.udp:
             await endpoint.close()
         for listener in self.tcp:
@@ -195,6 +229,14 @@ class Server:
     def delete_binding(self, aor: str, contact: str) -> None:
         if self.store is not None:
             self.store.delete(aor, contact)
+
+    def save_call_record(self, record: CallRecord) -> None:
+        if self.store is not None:
+            self.store.save_call_record(record)
+
+    def execute_media(self, command: MediaCommand) -> None:
+        if self.media is not None:
+            self.media.execute(command)
 
 
 def tune_garbage_collector() -> None:

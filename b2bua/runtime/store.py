@@ -1,10 +1,13 @@
-"""Durable store of registrations: one SQLite file in WAL mode, written by one thread.
+"""Durable store of registrations and call detail records: one SQLite file in WAL mode,
+written by one thread.
 
 ARCHITECTURE.md, "Side effects are outputs": the event loop never waits on a disk write.
-:meth:`BindingStore.save` and the deletes only put an operation on a queue; one writer
-thread, which owns the write connection, commits whatever is queued as one transaction.
-Loading at start is synchronous, on its own connection, before serving. Times are wall-clock
-seconds (see :mod:`b2bua.registrar.binding`).
+:meth:`BindingStore.save`, the deletes and :meth:`BindingStore.save_call_record` only put an
+operation on a queue; one writer thread, which owns the write connection, commits whatever
+is queued as one transaction. Reads (bindings at start, recent call records for tests and
+the status API) are synchronous, on their own connection; WAL lets them run beside the
+writer. Times are wall-clock seconds (see :mod:`b2bua.registrar.binding` and
+:mod:`b2bua.call.records`).
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from typing import Final, TypeAlias
 
 import structlog
 
+from b2bua.call.records import CallRecord, Disposition
 from b2bua.registrar.binding import Binding
 
 log = structlog.get_logger(__name__)
 
 FILE_NAME: Final = "b2bua.sqlite3"
 #: Statements of each schema version, applied in order in one transaction. Never edit a
-#: released version: add the next one (voicemail metadata, call records) instead.
+#: released version: add the next one (voicemail metadata, ...) instead.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         """CREATE TABLE bindings (
@@ -38,6 +42,18 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             PRIMARY KEY (aor, contact)
         ) WITHOUT ROWID""",
         "CREATE INDEX bindings_by_expiry ON bindings (expires_at)",
+    ),
+    # Call detail records. A rowid of our own, never a unique Call-ID: a buggy peer may
+    # reuse one across calls, and each call is still its own record.
+    2: (
+        """CREATE TABLE call_records (
+            id INTEGER PRIMARY KEY,
+            call_id TEXT NOT NULL, caller TEXT, caller_name TEXT, callee TEXT,
+            answered_by TEXT, started_at REAL, answered_at REAL, ended_at REAL,
+            duration REAL, disposition TEXT, caller_status INTEGER,
+            callee_status INTEGER, end_reason TEXT
+        )""",
+        "CREATE INDEX call_records_by_start ON call_records (started_at)",
     ),
 }
 SCHEMA_VERSION: Final = max(MIGRATIONS)
@@ -51,6 +67,18 @@ _SAVE: Final = (
     f"INSERT OR REPLACE INTO bindings ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
+#: The columns of ``call_records`` besides ``id``, in CallRecord's field order. Spelled out
+#: rather than read from the dataclass: a field added to CallRecord without a migration must
+#: fail the tests, not every writer batch that holds a record (and the bindings with it).
+_RECORD_COLUMNS: Final = (
+    "call_id", "caller", "caller_name", "callee", "answered_by", "started_at", "answered_at",
+    "ended_at", "duration", "disposition", "caller_status", "callee_status", "end_reason",
+)  # fmt: skip
+_SAVE_RECORD: Final = (
+    f"INSERT INTO call_records ({', '.join(_RECORD_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})"
+)
+_SqlValue: TypeAlias = str | int | float | None
 
 
 class StoreError(Exception):
@@ -72,6 +100,14 @@ class _Delete:
     contact: str | None  # None: every contact of the AOR
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _SaveCallRecord:
+    """One row, built by the caller (so a malformed record fails there, not in a batch).
+    ``eq=False``: two equal records are still two calls."""
+
+    row: tuple[_SqlValue, ...]
+
+
 @dataclass(slots=True, eq=False)
 class _Flush:
     """Answered by the writer once every operation queued before it is committed."""
@@ -81,14 +117,16 @@ class _Flush:
     dropped: int = 0  # batches dropped since the writer started, set before `done`
 
 
-_Write: TypeAlias = _Save | _Delete
-_Op: TypeAlias = _Save | _Delete | _Flush
+_Write: TypeAlias = _Save | _Delete | _SaveCallRecord
+_Op: TypeAlias = _Write | _Flush
 
 
 class BindingStore:
-    """Bindings by (aor, contact). ``save``/``delete``/``delete_aor`` never block: a writer
-    thread commits them in batches. ``load_bindings`` and ``close`` are for start and stop;
-    call the methods from one thread at a time (the event loop, or an executor at close)."""
+    """Bindings by (aor, contact), and call detail records, one row per call.
+    ``save``/``delete``/``delete_aor``/``save_call_record`` never block: a writer thread
+    commits them in batches. ``load_bindings`` and ``close`` are for start and stop;
+    ``load_call_records`` is a quick indexed read. Call the methods from one thread at a
+    time (the event loop, or an executor at close)."""
 
     def __init__(self, path: Path, reader: sqlite3.Connection, writer: sqlite3.Connection,
                  write_attempts: int) -> None:  # fmt: skip
@@ -148,6 +186,40 @@ class BindingStore:
 
     def delete_aor(self, aor: str) -> None:
         self._put(_Delete(aor, None))
+
+    def save_call_record(self, record: CallRecord) -> None:
+        """Queue an insert of ``record`` as a new row; returns at once. Records are never
+        merged: the same record saved twice is two rows. ValueError for a disposition that
+        is not a :class:`Disposition`."""
+        self._put(_SaveCallRecord(_record_row(record)))
+
+    def load_call_records(
+        self, limit: int = 100, *, since: float | None = None
+    ) -> list[CallRecord]:
+        """Up to ``limit`` committed records, newest first (by ``started_at``, then by the
+        order they were saved), only those with ``started_at >= since`` when given. Records
+        still queued are not seen: :meth:`flush` first to read your own writes."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        self._check_open()
+        where, params = ("", ()) if since is None else ("WHERE started_at >= ?", (since,))
+        query = (
+            f"SELECT {', '.join(_RECORD_COLUMNS)} FROM call_records {where} "
+            "ORDER BY started_at DESC, id DESC LIMIT ?"
+        )
+        try:
+            rows = self._reader.execute(query, (*params, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot load call records from {self.path}: {exc}") from exc
+        records: list[CallRecord] = []
+        for row in rows:
+            fields = dict(zip(_RECORD_COLUMNS, row, strict=True))
+            try:
+                fields["disposition"] = Disposition(fields["disposition"])
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: unknown call record disposition: {exc}") from exc
+            records.append(CallRecord(**fields))
+        return records
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is committed. False on timeout, or when a
@@ -210,9 +282,16 @@ class BindingStore:
             conn.close()
 
 
+def _record_row(record: CallRecord) -> tuple[_SqlValue, ...]:
+    row = [getattr(record, name) for name in _RECORD_COLUMNS]
+    row[_RECORD_COLUMNS.index("disposition")] = Disposition(record.disposition).value
+    return tuple(row)
+
+
 def _coalesced(writes: list[_Write]) -> list[_Write]:
-    """The same changes with the saves that a later operation overrides left out (a phone
-    refreshing twice within one batch is written once). Order is kept."""
+    """The same changes with the binding saves that a later operation overrides left out (a
+    phone refreshing twice within one batch is written once). Call records are all kept,
+    each a row of its own. Order is kept."""
     decided: set[tuple[str, str]] = set()
     decided_aors: set[str] = set()
     kept: list[_Write] = []
@@ -227,6 +306,8 @@ def _coalesced(writes: list[_Write]) -> list[_Write]:
                     decided_aors.add(aor)
                 else:
                     decided.add((aor, contact))
+            case _SaveCallRecord():
+                pass
         kept.append(op)
     kept.reverse()
     return kept
@@ -247,6 +328,8 @@ def _commit(conn: sqlite3.Connection, writes: list[_Write], attempts: int) -> bo
                         conn.execute(
                             "DELETE FROM bindings WHERE aor = ? AND contact = ?", (aor, contact)
                         )
+                    case _SaveCallRecord(row=row):
+                        conn.execute(_SAVE_RECORD, row)
             conn.execute("COMMIT")
             return True
         except Exception as exc:  # locked, disk full, I/O error; even a bug must not kill us

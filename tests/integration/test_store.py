@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from b2bua.call.records import CallRecord, Disposition
 from b2bua.registrar.binding import Binding
 from b2bua.runtime.store import (
     FILE_NAME,
@@ -242,3 +243,62 @@ def test_a_batch_keeps_only_the_saves_that_matter(tmp_path: Path) -> None:
     assert _coalesced([a1, b1, a2, gone]) == [a2, gone]
     assert _coalesced([a1, b1, everything, other]) == [everything, other]
     assert _coalesced([everything, a1]) == [everything, a1]
+
+
+def test_a_batch_keeps_every_call_record_and_still_coalesces_bindings() -> None:
+    from b2bua.runtime.store import _coalesced, _record_row, _Save, _SaveCallRecord  # noqa: PLC0415
+
+    row = _record_row(
+        CallRecord(
+            call_id="c",
+            caller="0101",
+            caller_name=None,
+            callee="0102",
+            answered_by=None,
+            started_at=1.0,
+            answered_at=None,
+            ended_at=2.0,
+            duration=0.0,
+            disposition=Disposition.NO_ANSWER,
+            caller_status=480,
+            callee_status=None,
+            end_reason="ring timeout",
+        )
+    )
+    r1, r2, r3 = _SaveCallRecord(row), _SaveCallRecord(row), _SaveCallRecord(row)
+    a1, a2 = _Save(binding(cseq=1)), _Save(binding(cseq=2))
+    assert r1 != r2  # the same record twice is two calls
+    assert _coalesced([r1, a1, r2, a2, r3]) == [r1, r2, a2, r3]
+    assert [id(op) for op in _coalesced([r1, r2, r3])] == [id(r1), id(r2), id(r3)]
+
+
+def test_bindings_and_call_records_share_the_file_and_the_writer(
+    store: BindingStore, path: Path
+) -> None:
+
+    cdr = CallRecord(
+        call_id="c",
+        caller="0101",
+        caller_name="Desk",
+        callee="0102",
+        answered_by="0102",
+        started_at=10.0,
+        answered_at=12.0,
+        ended_at=20.0,
+        duration=8.0,
+        disposition=Disposition.ANSWERED,
+        caller_status=200,
+        callee_status=200,
+        end_reason="caller BYE",
+    )
+    store.save(binding())
+    store.save_call_record(cdr)
+    store.delete_aor("0101")
+    store.close()
+    reader = BindingStore.open(path)
+    try:
+        assert reader.load_bindings(0.0) == []
+        assert reader.load_call_records() == [cdr]
+    finally:
+        reader.close()
+    assert not any(t.name == WRITER for t in threading.enumerate())

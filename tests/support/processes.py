@@ -102,12 +102,20 @@ class RunningSwitch:
 
     def status(self) -> dict[str, Any]:
         """GET /status from the switch's status server, as JSON."""
+        document: dict[str, Any] = self._get("/status")
+        return document
+
+    def calls(self, limit: int = 100) -> list[dict[str, Any]]:
+        """GET /calls: the call detail records, oldest first."""
+        records: list[dict[str, Any]] = self._get(f"/calls?limit={limit}")
+        return records[::-1]
+
+    def _get(self, path: str) -> Any:
         if self.status_address is None:
             raise LookupError("the switch runs no status server")
-        url = f"http://{self.status_address.host}:{self.status_address.port}/status"
+        url = f"http://{self.status_address.host}:{self.status_address.port}{path}"
         with urllib.request.urlopen(url, timeout=5) as reply:
-            document: dict[str, Any] = json.load(reply)
-        return document
+            return json.load(reply)
 
     def is_alive(self) -> bool:
         return self.process.poll() is None

@@ -4,8 +4,10 @@ two record-routing proxies."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from b2bua.dialog import LocalAddress
-from b2bua.sip.message import Request, Response
+from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.parser import parse_message
 
 #: The switch's own sent-by.
@@ -142,3 +144,51 @@ def uac_response(
             "Content-Length: 0",
         )
     )
+
+
+def carrier_request(method: str, cseq: int, *, contact: str | None = None) -> Request:
+    """A request the carrier's fork-a sends in the dialog our INVITE created (our tag
+    ``our-tag`` in To)."""
+    return parse_request(
+        lines(
+            f"{method} sip:b2bua@192.0.2.1:5060 SIP/2.0",
+            f"Via: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-c{method.lower()}{cseq}",
+            "Max-Forwards: 70",
+            "From: <sip:+15551234@carrier.example.net>;tag=fork-a",
+            "To: <sip:100@192.0.2.1>;tag=our-tag",
+            "Call-ID: out-1@192.0.2.1",
+            f"CSeq: {cseq} {method}",
+            *(() if contact is None else (f"Contact: {contact}",)),
+            "Content-Length: 0",
+        )
+    )
+
+
+M = TypeVar("M", Request, Response)
+
+
+def with_body(message: M, body: bytes, content_type: str = "application/sdp") -> M:
+    """``message`` parsed again from its wire form, with ``body`` and its Content-Type."""
+    head = message.to_bytes().split(b"\r\n\r\n", 1)[0]
+    fields = [
+        line
+        for line in head.split(b"\r\n")
+        if not line.lower().startswith((b"content-length:", b"content-type:"))
+    ]
+    fields += [f"Content-Type: {content_type}".encode(), f"Content-Length: {len(body)}".encode()]
+    parsed = parse_message(b"\r\n".join(fields) + b"\r\n\r\n" + body)
+    assert isinstance(parsed, type(message))
+    return parsed
+
+
+def reply(
+    request: Request, status: int, *, contact: str | None = None, sdp: bytes | None = None
+) -> Response:
+    """The peer's response to ``request`` (a request we sent in a dialog), as parsed off
+    the wire: Via, From, To, Call-ID and CSeq copied, plus ``contact`` and an SDP body."""
+    response = make_response(request, status)
+    if contact is not None:
+        response.headers.add("Contact", contact)
+    message = parse_message(response.to_bytes())
+    assert isinstance(message, Response)
+    return message if sdp is None else with_body(message, sdp)

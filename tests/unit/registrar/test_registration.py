@@ -459,10 +459,9 @@ def test_requests_other_than_register_are_challenged_with_407() -> None:
         cnonce="ab",
         nc=1,
     )
-    # Authenticated, the caller learns what is behind: calls are not offered yet (405).
+    # Authenticated, the call is routed: 0102 exists but no phone of it is registered.
     authenticated = invite(switch, 0.1, authorization=answer, branch="z9hG4bKinv2", cseq=2)
-    assert authenticated.status == 405
-    assert authenticated.headers.get_all("allow") == ["REGISTER", "OPTIONS", "CANCEL"]
+    assert authenticated.status == 480
     wrong = answer_challenge(
         first,
         username="0101",

@@ -26,7 +26,7 @@ from b2bua.ids import BRANCH_PREFIX, SeededIds
 from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.message import Response
 from b2bua.sip.parser import parse_message
-from b2bua.switch import Switch, SwitchSettings
+from b2bua.switch import ALLOWED_METHODS, Switch, SwitchSettings
 
 PHONE = Peer(Transport.UDP, "192.0.2.7", 5062)
 SWITCH = ListenAddress(Transport.UDP, "127.0.0.1", 5060)
@@ -83,7 +83,7 @@ def answer(switch: Switch, data: bytes, now: float = 0.0, peer: Peer = PHONE) ->
 def test_options_gets_200_with_allow_accept_and_supported() -> None:
     response = answer(make_switch(), request())
     assert response.status == 200
-    assert response.headers.get_all("allow") == ["REGISTER", "OPTIONS", "CANCEL"]
+    assert response.headers.get_all("allow") == list(ALLOWED_METHODS)
     assert response.headers.get("accept") == "application/sdp"
     assert "supported" in response.headers
     assert response.to.tag

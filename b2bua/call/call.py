@@ -1,0 +1,1013 @@
+"""Call: the caller's leg (A, the INVITE we received), the callee legs (B, one INVITE we
+send to each registered device of the destination), the media session that bridges them
+through the relay, and the record written when it ends. Pure: methods take ``now`` and
+return :data:`CallAction` lists that the switch carries out.
+
+Each leg is an independent dialog with its own Call-ID, tags and CSeq (an INVITE session
+of :mod:`b2bua.dialog`). The first B leg to answer wins: the others get CANCEL, and a 2xx
+that still arrives from one of them is ACKed and then BYEd. When every B leg fails, the
+caller gets the best final response (RFC 3261 section 16.7). Once bridged, BYE on one side
+ends the other; re-INVITE and UPDATE are relayed with the SDP rewritten to the relay
+(:mod:`b2bua.call.media`); INFO and the other in-dialog requests are relayed as they are.
+
+Side A of the media session faces the caller, side B the answered callee (every B leg is
+offered the same relay port: whichever answers owns it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final, TypeAlias
+
+from structlog.typing import FilteringBoundLogger
+
+from b2bua.call.media import MediaView, SdpFace, view_of
+from b2bua.call.records import CallRecord, Disposition
+from b2bua.dialog import (
+    LocalAddress,
+    SessionAction,
+    SessionState,
+    SessionStateError,
+    SessionTimer,
+    UacInviteSession,
+    UasInviteSession,
+    build_cancel,
+    sdp_of,
+)
+from b2bua.dialog.dialog import DialogError
+from b2bua.dialog.routing import build_request
+from b2bua.dialog.session_events import (
+    Answered,
+    AnswerReceived,
+    CancelNeeded,
+    CancelTimer,
+    EarlyMedia,
+    EndReason,
+    Established,
+    OfferReceived,
+    ReinviteAccepted,
+    ReinviteRejected,
+    Ringing,
+    SendAck,
+    SendRequest,
+    SendResponse,
+    StartTimer,
+    Terminated,
+)
+from b2bua.ids import IdSource
+from b2bua.sip.address import Peer, Transport
+from b2bua.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
+from b2bua.sip.message import Request, Response, make_response
+from b2bua.sip.status import StatusCode
+from b2bua.transaction.keys import TransactionKey, client_key
+from b2bua.transaction.timers import TimerSettings
+from media.commands import (
+    CloseSession,
+    MediaCommand,
+    MediaSessionId,
+    OpenSession,
+    Side,
+    UpdateRemote,
+)
+
+SDP: Final = "application/sdp"
+CALLER: Final = 0  # the index of leg A
+_UNANSWERED: Final = (SessionState.INITIAL, SessionState.EARLY)
+
+#: Header fields an in-dialog request keeps when relayed to the other leg (the rest are
+#: hop-by-hop or rebuilt by the dialog: Via, Route, From, To, Call-ID, CSeq, Contact...).
+RELAYED_HEADERS: Final = (
+    "event",
+    "subscription-state",
+    "info-package",
+    "recv-info",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+)
+
+#: In-dialog methods a B2BUA must not pass on: REFER would have the far phone call a
+#: third party around the switch; PRACK belongs to reliable provisionals, which we never
+#: send or require; SUBSCRIBE in a call dialog is not offered.
+NOT_RELAYED: Final = frozenset({"REFER", "PRACK", "SUBSCRIBE"})
+
+
+class Purpose(Enum):
+    """What a client transaction of a call is for."""
+
+    INVITE = "invite"
+    CANCEL = "cancel"
+    BYE = "bye"
+    REINVITE = "re-invite"
+    RELAY = "relay"  # a non-INVITE in-dialog request relayed from the other leg
+
+
+class CallTimer(Enum):
+    RING_TIMEOUT = "ring timeout"  # nobody answered in time: the caller gets 480
+    CANCEL_TIMEOUT = "cancel timeout"  # RFC 3261 9.1: no final response 64*T1 after CANCEL
+
+
+TimerName: TypeAlias = CallTimer | SessionTimer
+
+
+# -- actions (call -> switch)
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Send ``response`` in server transaction ``key``. A 2xx to an INVITE whose
+    transaction is gone (a retransmission after Timer L) goes straight to ``peer``."""
+
+    key: TransactionKey
+    response: Response
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class SendInLeg:
+    """Send ``request`` to ``peer`` in a new client transaction; its outcome comes back
+    to :meth:`Call.on_response` / :meth:`Call.on_transaction_failed` with ``leg`` and
+    ``purpose``."""
+
+    leg: int
+    request: Request
+    peer: Peer
+    purpose: Purpose
+
+
+@dataclass(frozen=True, slots=True)
+class SendDirect:
+    """Send ``request`` (an ACK for a 2xx) to ``peer`` outside any transaction."""
+
+    request: Request
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    leg: int
+    name: TimerName
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Disarm:
+    leg: int
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """Destroy client transaction ``key`` (an INVITE that ignored our CANCEL)."""
+
+    key: TransactionKey
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over for its users (media closed); ``record`` goes to the store."""
+
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinished:
+    """Every leg is terminated: the switch forgets the call and frees its ports."""
+
+
+CallAction: TypeAlias = (
+    Respond
+    | SendInLeg
+    | SendDirect
+    | Arm
+    | Disarm
+    | Abandon
+    | CallEnded
+    | CallFinished
+    | MediaCommand
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One device to ring: a registered contact of extension ``extension``, reached at
+    ``peer`` (where its REGISTER came from)."""
+
+    extension: str
+    contact: str
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a call needs to know about the switch."""
+
+    locals: Mapping[Transport, LocalAddress]  # our Via sent-by, per transport
+    contacts: Mapping[Transport, str]  # our Contact URI, per transport
+    domain: str
+    media_host: str
+    user_agent: str
+    timers: TimerSettings
+    ring_timeout: float
+    latch_any: bool = False
+    wall_offset: float = 0.0
+
+    def local(self, peer: Peer) -> LocalAddress:
+        return self.locals.get(peer.transport) or next(iter(self.locals.values()))
+
+    def contact(self, peer: Peer) -> str:
+        return self.contacts.get(peer.transport) or next(iter(self.contacts.values()))
+
+
+@dataclass(eq=False)
+class _Leg:
+    index: int
+    session: UasInviteSession | UacInviteSession
+    peer: Peer
+    face: SdpFace  # what this leg sees of the switch
+    extension: str | None = None
+    invite_key: TransactionKey | None = None
+    provisional: bool = False  # B: a 1xx arrived, so a CANCEL may be sent (9.1)
+    cancel_wanted: bool = False
+    cancel_sent: bool = False
+    final_status: int | None = None
+    view: MediaView | None = None  # what this leg's last SDP said
+    remote_sdp: bytes | None = None  # B: the SDP of its early media
+    # In-dialog requests from this leg awaiting our answer: (CSeq number, method) -> key.
+    server_keys: dict[tuple[int, str], TransactionKey] = field(default_factory=dict)
+
+    @property
+    def terminated(self) -> bool:
+        return self.session.state is SessionState.TERMINATED
+
+    @property
+    def established(self) -> bool:
+        return self.session.state is SessionState.ESTABLISHED
+
+
+@dataclass(frozen=True, slots=True)
+class _Relayed:
+    """A request from leg ``origin`` relayed to the other leg, to answer when it is."""
+
+    origin: int
+    key: TransactionKey
+    request: Request
+
+
+def best_final_status(statuses: Iterable[int]) -> int:
+    """RFC 3261 section 16.7 item 6, as a B2BUA reads it: any 6xx wins (the first);
+    else the lowest class; within a class a response a callee chose beats the ones that
+    only say it did not answer (408, 487); a 503 becomes 500 (a callee's overload must
+    not make the caller's side give up on the switch)."""
+    finals = [s for s in statuses if s >= 300]
+    if not finals:
+        return StatusCode.TEMPORARILY_UNAVAILABLE
+    global_failures = [s for s in finals if s >= 600]
+    if global_failures:
+        return global_failures[0]
+    best = min(finals, key=lambda s: (s // 100, s in (408, 487)))
+    return StatusCode.SERVER_INTERNAL_ERROR if best == 503 else best
+
+
+def _disposition(status: int) -> Disposition:
+    if status in (486, 600):
+        return Disposition.BUSY
+    if status in (408, 480, 487):
+        return Disposition.NO_ANSWER
+    return Disposition.FAILED
+
+
+class Call:
+    """One call through the switch (see the module docstring). ``ref`` names it in the
+    switch's tables and timers."""
+
+    def __init__(
+        self,
+        *,
+        ref: int,
+        invite: Request,
+        invite_key: TransactionKey,
+        peer: Peer,
+        caller: str,
+        callee: str,
+        ports: tuple[int, int],
+        context: CallContext,
+        ids: IdSource,
+        log: FilteringBoundLogger,
+        now: float,
+    ) -> None:
+        """Raises :class:`~b2bua.dialog.DialogError` (a request that cannot start a dialog,
+        e.g. without Contact) and SdpError for an offer that does not parse: the switch
+        answers those with their status before any call exists."""
+        self.ref = ref
+        self.context = context
+        self._ids = ids
+        self.session_id = MediaSessionId(f"call-{ref}")
+        self.ports = ports
+        self.caller = caller
+        self.callee = callee
+        self.caller_name = invite.from_.display_name
+        self.started_at = now
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
+        self.end_reason = ""
+        self._disposition: Disposition | None = None
+        self.log = log.bind(call_id=invite.call_id, call=ref)
+        offer = sdp_of(invite)
+        a_view = None if offer is None else view_of(offer)
+        a_session = UasInviteSession(
+            invite,
+            local_tag=ids.new_tag(),
+            local_contact=context.contact(peer),
+            local_address=context.local(peer),
+            ids=ids,
+            timers=context.timers,
+        )
+        self.a_session = a_session
+        self.a = _Leg(CALLER, a_session, peer, self._face(ports[0]), invite_key=invite_key)
+        self.a.view = a_view
+        self.a.server_keys[(invite.cseq.number, "INVITE")] = invite_key
+        self.legs: list[_Leg] = [self.a]
+        self.winner: _Leg | None = None
+        self._rang = False
+        self._early_leg: _Leg | None = None
+        self._relays: dict[TransactionKey, _Relayed] = {}
+        self._reinvite: tuple[_Leg, _Leg] | None = None  # (asked by, sent to)
+        self._owed_ack: _Leg | None = None  # B leg whose 2xx offer awaits A's answer
+        self._finished = False
+
+    def _face(self, port: int) -> SdpFace:
+        return SdpFace(self.context.media_host, port, self._ids.new_tag()[:8].encode().hex())
+
+    # -- identity, for the switch's tables
+
+    @property
+    def invite(self) -> Request:
+        return self.a.session.invite
+
+    def dialog_ids(self) -> list[tuple[str, str, int]]:
+        """(Call-ID, our tag, leg) of every leg: in-dialog requests find the call by them."""
+        out = [(self.invite.call_id, self.a_session.local_tag, CALLER)]
+        for leg in self.legs[1:]:
+            invite = leg.session.invite
+            out.append((invite.call_id, invite.from_.tag or "", leg.index))
+        return out
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+    @property
+    def is_finished(self) -> bool:
+        return self._finished
+
+    def extensions(self) -> list[str]:
+        return [leg.extension for leg in self.legs[1:] if leg.extension is not None]
+
+    def snapshot(self, now: float, wall_offset: float) -> dict[str, object]:
+        """What /status shows of a live call."""
+        return {
+            "call_id": self.invite.call_id,
+            "caller": self.caller,
+            "callee": self.callee,
+            "state": "answered" if self.winner is not None else "ringing",
+            "answered_by": None if self.winner is None else self.winner.extension,
+            "started_at": round(self.started_at + wall_offset, 3),
+            "age": round(now - self.started_at, 3),
+            "legs": len(self.legs) - 1,
+            "media_ports": list(self.ports),
+        }
+
+    # -- starting
+
+    def start(self, targets: list[Target], now: float) -> list[CallAction]:
+        """Open the media session and ring every target (or refuse the call when there
+        is none)."""
+        a_view = self.a.view
+        actions: list[CallAction] = [
+            OpenSession(
+                session_id=self.session_id,
+                local_host=self.context.media_host,
+                rtp_port_a=self.ports[0],
+                rtp_port_b=self.ports[1],
+                expected_a=None if a_view is None else a_view.address,
+                expected_b=None,
+                latch_any=self.context.latch_any,
+            )
+        ]
+        self.log.info("call_started", caller=self.caller, callee=self.callee, devices=len(targets))
+        if not targets:
+            self.end_reason = "not registered"
+            self._disposition = Disposition.FAILED
+            actions += self._reject_caller(StatusCode.TEMPORARILY_UNAVAILABLE, now)
+            return actions + self._end_if_done("not registered", now)
+        offer = sdp_of(self.invite)
+        for target in targets:
+            leg, request = self._new_callee_leg(target, offer)
+            actions.append(SendInLeg(leg.index, request, leg.peer, Purpose.INVITE))
+        actions.append(Arm(CALLER, CallTimer.RING_TIMEOUT, now + self.context.ring_timeout))
+        return actions
+
+    def _new_callee_leg(self, target: Target, offer: bytes | None) -> tuple[_Leg, Request]:
+        invite = self.invite
+        face = self._face(self.ports[1])
+        body = b"" if offer is None else face.present(offer)
+        domain = self.context.domain
+        caller = self.caller_name
+        from_uri = f"<sip:{self.caller}@{domain}>"
+        from_ = f'"{_quoted(caller)}" {from_uri}' if caller else from_uri
+        branch = self._ids.new_branch()
+        extra = [
+            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"),
+            ("User-Agent", self.context.user_agent),
+        ]
+        request = build_request(
+            "INVITE",
+            remote_target=target.contact,
+            route_set=[],
+            via=self.context.local(target.peer).via(branch),
+            from_=f"{from_};tag={self._ids.new_tag()}",
+            to=f"<sip:{target.extension}@{domain}>",
+            call_id=self._ids.new_call_id(),
+            cseq=1,
+            contact=self.context.contact(target.peer),
+            body=body,
+            content_type=SDP if body else None,
+            extra_headers=extra,
+        )
+        max_forwards = invite.max_forwards
+        if max_forwards is not None:
+            request.headers.set("Max-Forwards", str(max(min(max_forwards - 1, 70), 0)))
+        session = UacInviteSession(
+            request,
+            local_address=self.context.local(target.peer),
+            ids=self._ids,
+            timers=self.context.timers,
+        )
+        leg = _Leg(len(self.legs), session, target.peer, face, extension=target.extension)
+        leg.invite_key = client_key(request)
+        self.legs.append(leg)
+        return leg, request
+
+    # -- inputs
+
+    def on_response(
+        self, leg_index: int, purpose: Purpose, response: Response, key: TransactionKey, now: float
+    ) -> list[CallAction]:
+        leg = self.legs[leg_index]
+        session = leg.session
+        match purpose:
+            case Purpose.INVITE:
+                assert isinstance(session, UacInviteSession)
+                actions: list[CallAction] = []
+                if response.status < 200:
+                    leg.provisional = True
+                    actions += self._send_cancel(leg, now)
+                elif leg.final_status is None:
+                    leg.final_status = response.status
+                return actions + self._run(leg, session.on_response(response, now), now)
+            case Purpose.CANCEL:
+                return []  # the INVITE's 487 (or its 2xx) ends the leg
+            case Purpose.BYE:
+                return self._run(leg, session.on_bye_response(response, now), now)
+            case Purpose.REINVITE:
+                return self._run(leg, session.on_reinvite_response(response, now), now)
+            case Purpose.RELAY:
+                if response.status < 200:
+                    return []
+                return self._relay_response(leg, key, response)
+
+    def on_transaction_failed(
+        self, leg_index: int, purpose: Purpose, key: TransactionKey, status: int, now: float
+    ) -> list[CallAction]:
+        """A client transaction timed out (``status`` 408) or could not be sent (503)."""
+        leg = self.legs[leg_index]
+        session = leg.session
+        match purpose:
+            case Purpose.INVITE:
+                assert isinstance(session, UacInviteSession)
+                if leg.final_status is None:
+                    leg.final_status = status
+                return self._run(leg, session.on_invite_failed(now, status), now)
+            case Purpose.CANCEL:
+                return []
+            case Purpose.BYE:
+                return self._run(leg, session.on_bye_failed(now), now)
+            case Purpose.REINVITE:
+                return self._run(leg, session.on_reinvite_failed(now), now)
+            case Purpose.RELAY:
+                relayed = self._relays.pop(key, None)
+                if relayed is None:
+                    return []
+                origin = self.legs[relayed.origin]
+                out = self._respond(origin, make_response(relayed.request, status))
+                # A request that goes unanswered means the other side is gone (RFC 5057).
+                return out + self._hang_up_all("request timeout", now)
+
+    def on_request(
+        self, leg_index: int, request: Request, key: TransactionKey, now: float
+    ) -> list[CallAction]:
+        """A request inside one of the call's dialogs (not ACK, not CANCEL)."""
+        leg = self.legs[leg_index]
+        leg.server_keys[(request.cseq.number, request.method)] = key
+        session = leg.session
+        try:
+            match request.method:
+                case "BYE":
+                    return self._run(leg, session.on_bye(request, now), now)
+                case "INVITE":
+                    return self._run(leg, session.on_reinvite(request, now), now)
+                case method if method in NOT_RELAYED:
+                    status = (
+                        StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
+                        if method == "PRACK"
+                        else StatusCode.METHOD_NOT_ALLOWED
+                    )
+                    response = make_response(request, status)
+                    if status == StatusCode.METHOD_NOT_ALLOWED:
+                        response.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE, INFO")
+                    return self._respond(leg, response)
+                case _:
+                    return self._relay_request(leg, request, now)
+        except DialogError as error:
+            code: int = error.status_hint or StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
+            return self._respond(leg, make_response(request, code, error.reason))
+        except RemoteProtocolError as error:
+            # Bad SDP in an UPDATE, a malformed Contact in a re-INVITE...
+            code = error.status_hint or StatusCode.BAD_REQUEST
+            return self._respond(leg, make_response(request, code))
+        except LocalProtocolError:
+            self.log.exception("in_dialog_request_failed", method=request.method)
+            return self._respond(leg, make_response(request, StatusCode.SERVER_INTERNAL_ERROR))
+
+    def on_ack(self, leg_index: int, ack: Request, now: float) -> list[CallAction]:
+        leg = self.legs[leg_index]
+        try:
+            return self._run(leg, leg.session.on_ack(ack, now), now)
+        except (DialogError, SipError):
+            return []  # an ACK is never answered
+
+    def on_cancel(self, now: float) -> list[CallAction]:
+        """The caller cancelled its INVITE (the switch answered 200 and 487)."""
+        session = self.a_session
+        self.log.info("caller_cancelled")
+        return self._run(self.a, session.on_cancel(now), now)
+
+    def on_timer(self, leg_index: int, name: TimerName, now: float) -> list[CallAction]:
+        leg = self.legs[leg_index]
+        match name:
+            case CallTimer.RING_TIMEOUT:
+                if self.winner is not None or self.is_ended:
+                    return []
+                self.log.info("ring_timeout")
+                self.end_reason = "ring timeout"
+                self._disposition = Disposition.NO_ANSWER
+                actions = self._hang_up_callees(now)
+                return actions + self._reject_caller(StatusCode.TEMPORARILY_UNAVAILABLE, now)
+            case CallTimer.CANCEL_TIMEOUT:
+                session = leg.session
+                if leg.terminated or not isinstance(session, UacInviteSession):
+                    return []
+                # RFC 3261 9.1: the callee never answered our CANCEL's INVITE; give up.
+                self.log.info("cancel_unanswered", leg=leg.index)
+                actions = [] if leg.invite_key is None else [Abandon(leg.invite_key)]
+                return actions + self._run(leg, session.on_invite_failed(now, 487), now)
+            case SessionTimer():
+                return self._run(leg, leg.session.on_timer(name, now), now)
+
+    def on_rtp_timeout(self, idle_for: float, now: float) -> list[CallAction]:
+        """No RTP from either side for a while: the call is dead unless a side put it on
+        hold (a held call may be silent)."""
+        if self.winner is None or self.is_ended:
+            return []
+        held = any(leg.view is not None and leg.view.is_held for leg in (self.a, self.winner))
+        if held:
+            return []
+        self.log.info("rtp_timeout", idle_for=round(idle_for, 1))
+        return self._hang_up_all("RTP timeout", now)
+
+    def abort(self, reason: str, now: float) -> list[CallAction]:
+        """End the call from the switch's side (media ports unavailable, shutting down):
+        503 to an unanswered caller, BYE or CANCEL to everyone else."""
+        self.log.warning("call_aborted", reason=reason)
+        return self._hang_up_all(reason, now, status=StatusCode.SERVICE_UNAVAILABLE)
+
+    # -- session actions -> call actions
+
+    def _run(self, leg: _Leg, actions: list[SessionAction], now: float) -> list[CallAction]:
+        out: list[CallAction] = []
+        for action in actions:
+            match action:
+                case SendResponse(response=response):
+                    out += self._respond(leg, response)
+                case SendRequest(request=request):
+                    purpose = Purpose.BYE if request.method == "BYE" else Purpose.REINVITE
+                    out.append(SendInLeg(leg.index, request, leg.peer, purpose))
+                case SendAck(request=request):
+                    out.append(SendDirect(request, leg.peer))
+                case StartTimer(name=name, at=at):
+                    out.append(Arm(leg.index, name, at))
+                case CancelTimer(name=name):
+                    out.append(Disarm(leg.index, name))
+                case CancelNeeded():
+                    leg.cancel_wanted = True
+                    out += self._send_cancel(leg, now)
+                case Ringing(status=status):
+                    out += self._callee_ringing(leg, status, None, now)
+                case EarlyMedia(status=status, sdp=sdp):
+                    out += self._callee_ringing(leg, status, sdp, now)
+                case Answered(sdp=sdp):
+                    out += self._callee_answered(leg, sdp, now)
+                case Established():
+                    self.log.info("call_established")
+                case OfferReceived(sdp=sdp):
+                    out += self._relay_reinvite(leg, sdp, now)
+                case AnswerReceived(sdp=sdp):
+                    out += self._answer_in_ack(leg, sdp, now)
+                case ReinviteAccepted(sdp=sdp, ack_owed=ack_owed):
+                    out += self._reinvite_accepted(leg, sdp, ack_owed, now)
+                case ReinviteRejected(status=status):
+                    out += self._reinvite_rejected(leg, status, now)
+                case Terminated(reason=reason, status=status):
+                    out += self._leg_terminated(leg, reason, status, now)
+        return out
+
+    def _respond(self, leg: _Leg, response: Response) -> list[CallAction]:
+        key = leg.server_keys.get((response.cseq.number, response.cseq.method))
+        if key is None:
+            self.log.warning("response_without_transaction", status=response.status)
+            return []
+        if response.status >= 200 and not (
+            response.cseq.method == "INVITE" and response.status < 300
+        ):
+            # The 2xx to an INVITE may be sent again (until the ACK): keep the key.
+            del leg.server_keys[(response.cseq.number, response.cseq.method)]
+        return [Respond(key, response, leg.peer)]
+
+    def _send_cancel(self, leg: _Leg, now: float) -> list[CallAction]:
+        """CANCEL once wanted and allowed: after a provisional response (RFC 3261 9.1)."""
+        if not leg.cancel_wanted or leg.cancel_sent or not leg.provisional or leg.terminated:
+            return []
+        leg.cancel_sent = True
+        cancel = build_cancel(leg.session.invite)
+        at = now + self.context.timers.transaction_timeout
+        return [
+            SendInLeg(leg.index, cancel, leg.peer, Purpose.CANCEL),
+            Arm(leg.index, CallTimer.CANCEL_TIMEOUT, at),
+        ]
+
+    # -- the callee side
+
+    def _callee_ringing(
+        self, leg: _Leg, status: int, sdp: bytes | None, now: float
+    ) -> list[CallAction]:
+        if self.winner is not None or self.a.terminated or self.is_ended:
+            return []
+        a_session = self.a_session
+        out: list[CallAction] = []
+        if sdp is not None and a_session.has_offer and self._early_leg in (None, leg):
+            # Early media (183 with SDP): the caller hears this callee's audio now.
+            try:
+                view = view_of(sdp)
+                presented = self.a.face.present(sdp)
+            except SipError:
+                view = None
+            if view is not None:
+                self._early_leg = leg
+                leg.view = view
+                leg.remote_sdp = sdp
+                out += self._expect(Side.B, view)
+                out += self._run(self.a, a_session.ring(now, status=183, sdp=presented), now)
+                self._rang = True
+                return out
+        if not self._rang:
+            self._rang = True
+            self.log.info("call_ringing", leg=leg.index, extension=leg.extension)
+            out += self._run(self.a, a_session.ring(now, status=180), now)
+        return out
+
+    def _callee_answered(self, leg: _Leg, sdp: bytes | None, now: float) -> list[CallAction]:
+        session = leg.session
+        assert isinstance(session, UacInviteSession)
+        if self.winner is not None or self.a.terminated or self.is_ended:
+            # Lost the race (or the caller is gone): ACK (done) and BYE this one.
+            self.log.info("late_answer_released", leg=leg.index)
+            return self._run(leg, session.hang_up(now), now)
+        a_session = self.a_session
+        body = sdp
+        if body is None and leg is self._early_leg:
+            body = leg.remote_sdp  # the answer came early, in the 183 (RFC 3261 13.2.1)
+        if body is None:
+            # RFC 3264: a 2xx to an offer carries the answer. Without one there is no call.
+            self.log.warning("answer_without_sdp", leg=leg.index)
+            self.end_reason = "callee sent no SDP"
+            self._disposition = Disposition.FAILED
+            out = self._run(leg, session.hang_up(now), now)
+            out += self._hang_up_callees(now)
+            return out + self._reject_caller(StatusCode.BAD_GATEWAY, now)
+        try:
+            view = view_of(body)
+            presented = self.a.face.present(body)
+        except SipError:
+            self.log.warning("answer_with_bad_sdp", leg=leg.index)
+            self.end_reason = "callee sent bad SDP"
+            self._disposition = Disposition.FAILED
+            out = self._run(leg, session.hang_up(now), now)
+            out += self._hang_up_callees(now)
+            return out + self._reject_caller(StatusCode.BAD_GATEWAY, now)
+        self.winner = leg
+        self.answered_at = now
+        self.log.info("call_answered", leg=leg.index, extension=leg.extension)
+        leg.view = view
+        out = [Disarm(CALLER, CallTimer.RING_TIMEOUT), *self._expect(Side.B, view)]
+        out += self._hang_up_callees(now)
+        if not a_session.has_offer:
+            self._owed_ack = leg  # the 2xx made the offer: the caller's ACK has the answer
+        out += self._run(self.a, a_session.answer(presented, now), now)
+        return out
+
+    def _answer_in_ack(self, leg: _Leg, sdp: bytes, now: float) -> list[CallAction]:
+        """The ACK carried the answer to an offer that came from the other leg's 2xx
+        (a delayed-offer INVITE or re-INVITE)."""
+        other = self._other(leg)
+        if other is None or other.terminated:
+            return []
+        try:
+            view = view_of(sdp)
+            presented = other.face.present(sdp)
+        except SipError:
+            return self._hang_up_all("bad SDP in ACK", now)
+        leg.view = view
+        out = self._expect(self._side(leg), view)
+        if leg is self.a and self._owed_ack is other:
+            self._owed_ack = None
+            session = other.session
+            assert isinstance(session, UacInviteSession)
+            return out + self._run(other, session.send_ack(presented, now), now)
+        return out + self._run(other, other.session.send_reinvite_ack(presented, now), now)
+
+    def _hang_up_callees(self, now: float) -> list[CallAction]:
+        out: list[CallAction] = []
+        for leg in self.legs[1:]:
+            if leg is not self.winner and not leg.terminated:
+                out += self._run(leg, leg.session.hang_up(now), now)
+        return out
+
+    def _reject_caller(self, status: int, now: float) -> list[CallAction]:
+        session = self.a_session
+        if session.state not in (SessionState.INITIAL, SessionState.EARLY):
+            return []
+        self.log.info("call_rejected", status=int(status))
+        return self._run(self.a, session.reject(status, now), now)
+
+    def _hang_up_all(
+        self, reason: str, now: float, status: int = StatusCode.TEMPORARILY_UNAVAILABLE
+    ) -> list[CallAction]:
+        if not self.end_reason:
+            self.end_reason = reason
+        out = self._reject_caller(status, now)
+        for leg in self.legs:
+            if leg.terminated or (leg.session.state in _UNANSWERED and leg is self.a):
+                continue  # an unanswered caller was rejected just above
+            out += self._run(leg, leg.session.hang_up(now), now)
+        return out + self._end_if_done(reason, now)
+
+    # -- legs ending
+
+    def _leg_terminated(
+        self, leg: _Leg, reason: EndReason, status: int | None, now: float
+    ) -> list[CallAction]:
+        if status is not None and leg.final_status is None:
+            leg.final_status = status
+        out: list[CallAction] = []
+        if leg is self.a:
+            if not self.end_reason:
+                self.end_reason = {
+                    EndReason.REMOTE_BYE: "caller BYE",
+                    EndReason.CANCELLED: "caller cancelled",
+                    EndReason.ACK_TIMEOUT: "caller never ACKed",
+                }.get(reason, reason.value)
+            if reason is EndReason.CANCELLED:
+                self._disposition = Disposition.CANCELLED
+            out += self._hang_up_callees(now)
+            if self.winner is not None and not self.winner.terminated:
+                out += self._run(self.winner, self.winner.session.hang_up(now), now)
+        elif leg is self.winner:
+            if not self.end_reason:
+                self.end_reason = "callee BYE" if reason is EndReason.REMOTE_BYE else reason.value
+            if not self.a.terminated:
+                out += self._hang_up_all(self.end_reason, now)
+        elif (
+            self.winner is None
+            and not self.a.terminated
+            and not self.is_ended
+            and all(b.terminated for b in self.legs[1:])
+        ):
+            best = best_final_status(
+                b.final_status for b in self.legs[1:] if b.final_status is not None
+            )
+            self.end_reason = self.end_reason or f"callees answered {best}"
+            self._disposition = self._disposition or _disposition(best)
+            out += self._reject_caller(best, now)
+        return out + self._end_if_done(self.end_reason or reason.value, now)
+
+    def _end_if_done(self, reason: str, now: float) -> list[CallAction]:
+        out: list[CallAction] = []
+        a_done = self.a.terminated or self.a.session.state is SessionState.TERMINATING
+        if not self.is_ended and a_done:
+            out += self._end(reason, now)
+        if self.is_ended and not self._finished and all(leg.terminated for leg in self.legs):
+            self._finished = True
+            out.append(Disarm(CALLER, CallTimer.RING_TIMEOUT))
+            out.append(CallFinished())
+        return out
+
+    def _end(self, reason: str, now: float) -> list[CallAction]:
+        self.ended_at = now
+        self.end_reason = self.end_reason or reason
+        caller_status = self.a.final_status
+        if self.answered_at is not None:
+            caller_status = 200
+            disposition = Disposition.ANSWERED
+        else:
+            disposition = self._disposition or _disposition(caller_status or 0)
+        tried = [leg.final_status for leg in self.legs[1:] if leg.final_status is not None]
+        callee_status = (
+            200 if self.winner is not None else (best_final_status(tried) if tried else None)
+        )
+        offset = self.context.wall_offset
+        record = CallRecord(
+            call_id=self.invite.call_id,
+            caller=self.caller,
+            caller_name=self.caller_name,
+            callee=self.callee,
+            answered_by=None if self.winner is None else self.winner.extension,
+            started_at=self.started_at + offset,
+            answered_at=None if self.answered_at is None else self.answered_at + offset,
+            ended_at=now + offset,
+            duration=0.0 if self.answered_at is None else round(now - self.answered_at, 3),
+            disposition=disposition,
+            caller_status=None if caller_status is None else int(caller_status),
+            callee_status=None if callee_status is None else int(callee_status),
+            end_reason=self.end_reason,
+        )
+        self.log.info(
+            "call_ended",
+            reason=self.end_reason,
+            disposition=disposition.value,
+            caller_status=None if caller_status is None else int(caller_status),
+            duration=record.duration,
+        )
+        return [CloseSession(session_id=self.session_id), CallEnded(record)]
+
+    # -- relaying inside the bridge
+
+    def _other(self, leg: _Leg) -> _Leg | None:
+        if leg is self.a:
+            return self.winner
+        return self.a if leg is self.winner else None
+
+    @staticmethod
+    def _side(leg: _Leg) -> Side:
+        return Side.A if leg.index == CALLER else Side.B
+
+    def _expect(self, side: Side, view: MediaView) -> list[CallAction]:
+        if view.address is None:
+            return []
+        return [UpdateRemote(session_id=self.session_id, side=side, expected=view.address)]
+
+    def _relay_reinvite(self, leg: _Leg, sdp: bytes | None, now: float) -> list[CallAction]:
+        other = self._other(leg)
+        session = leg.session
+        if other is None or not other.established or self._reinvite is not None:
+            return self._run(leg, session.reject_reinvite(StatusCode.REQUEST_PENDING, now), now)
+        presented = None
+        if sdp is not None:
+            try:
+                view = view_of(sdp)
+                presented = other.face.present(sdp)
+            except SipError:
+                return self._run(
+                    leg, session.reject_reinvite(StatusCode.NOT_ACCEPTABLE_HERE, now), now
+                )
+        try:
+            sent = other.session.send_reinvite(presented, now)
+        except SessionStateError:
+            return self._run(leg, session.reject_reinvite(StatusCode.REQUEST_PENDING, now), now)
+        self._reinvite = (leg, other)
+        out: list[CallAction] = []
+        if sdp is not None:
+            leg.view = view
+            out += self._expect(self._side(leg), view)
+            self.log.info("reinvite_relayed", leg=leg.index, direction=view.direction.value)
+        return out + self._run(other, sent, now)
+
+    def _reinvite_accepted(
+        self, leg: _Leg, sdp: bytes | None, ack_owed: bool, now: float
+    ) -> list[CallAction]:
+        pending, self._reinvite = self._reinvite, None
+        if pending is None or pending[1] is not leg:
+            return []
+        origin = pending[0]
+        if origin.terminated:
+            return []
+        if sdp is None:
+            # A 2xx without the answer to our offer: the caller's change did not happen.
+            return self._run(
+                origin, origin.session.reject_reinvite(StatusCode.SERVER_INTERNAL_ERROR, now), now
+            )
+        try:
+            view = view_of(sdp)
+            presented = origin.face.present(sdp)
+        except SipError:
+            return self._run(
+                origin, origin.session.reject_reinvite(StatusCode.NOT_ACCEPTABLE_HERE, now), now
+            )
+        leg.view = view
+        out = self._expect(self._side(leg), view)
+        return out + self._run(origin, origin.session.answer_reinvite(presented, now), now)
+
+    def _reinvite_rejected(self, leg: _Leg, status: int, now: float) -> list[CallAction]:
+        pending, self._reinvite = self._reinvite, None
+        if pending is None or pending[1] is not leg:
+            return []
+        origin = pending[0]
+        if origin.terminated:
+            return []
+        if status in (408, 481):
+            status = StatusCode.SERVER_INTERNAL_ERROR  # the far leg is gone; the call ends
+        return self._run(origin, origin.session.reject_reinvite(status, now), now)
+
+    def _relay_request(self, leg: _Leg, request: Request, now: float) -> list[CallAction]:
+        dialog = leg.session.dialog
+        if dialog is None or leg.terminated:
+            return self._respond(
+                leg, make_response(request, StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST)
+            )
+        dialog.on_request(request)  # DialogError: 481, 500 out of order
+        other = self._other(leg)
+        if other is None or other.session.dialog is None or not other.session.dialog.is_confirmed:
+            response = make_response(request, StatusCode.SERVICE_UNAVAILABLE)
+            response.headers.add("Retry-After", "1")
+            return self._respond(leg, response)
+        body = request.body
+        content_type = request.content_type if body else None
+        out: list[CallAction] = []
+        if body and content_type == SDP:
+            view = view_of(body)
+            body = other.face.present(body)
+            leg.view = view
+            out += self._expect(self._side(leg), view)
+        extra = [(f.name, f.value) for f in request.headers if f.key in RELAYED_HEADERS]
+        try:
+            relayed = other.session.dialog.new_request(
+                request.method,
+                branch=self._ids.new_branch(),
+                local_address=self.context.local(other.peer),
+                body=body,
+                content_type=content_type,
+                extra_headers=extra,
+            )
+        except LocalProtocolError:
+            return self._respond(leg, make_response(request, StatusCode.SERVER_INTERNAL_ERROR))
+        key = client_key(relayed)
+        self._relays[key] = _Relayed(
+            leg.index, leg.server_keys[(request.cseq.number, request.method)], request
+        )
+        out.append(SendInLeg(other.index, relayed, other.peer, Purpose.RELAY))
+        return out
+
+    def _relay_response(
+        self, leg: _Leg, key: TransactionKey, response: Response
+    ) -> list[CallAction]:
+        relayed = self._relays.pop(key, None)
+        if relayed is None:
+            return []
+        dialog = leg.session.dialog
+        if dialog is not None and not dialog.is_terminated:
+            with contextlib.suppress(SipError):
+                dialog.on_response(response)
+        origin = self.legs[relayed.origin]
+        answer = make_response(relayed.request, response.status, response.reason)
+        out: list[CallAction] = []
+        body = response.body
+        if body and response.content_type == SDP and 200 <= response.status < 300:
+            try:
+                view = view_of(body)
+                body = origin.face.present(body)
+            except SipError:
+                body = b""
+            else:
+                leg.view = view
+                out += self._expect(self._side(leg), view)
+        if body:
+            answer.headers.add("Content-Type", response.content_type or SDP)
+            answer.body = body
+        return out + self._respond(origin, answer)
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,101 @@
+"""The switch's face in SDP (RFC 4566, RFC 3264): every session description that crosses
+the switch is rewritten so that media flows through the relay.
+
+Each leg sees the switch as one endpoint with an origin of its own (``o=``: our session
+id, a version bumped whenever what we present changes, RFC 3264 section 8), our address
+in ``c=`` and a relay port in the first audio ``m=`` line. Other media streams are
+refused (port 0: the relay carries one audio stream), and attributes that would point
+around the relay (``rtcp``, ICE candidates, ``rtcp-mux``) are removed. Payload formats,
+``rtpmap``/``fmtp``, ``ptime`` and the direction pass through untouched: the two phones
+negotiate codecs end to end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from b2bua.sip.sdp import Direction, Origin, SessionDescription, parse_sdp
+
+#: Attributes removed from what crosses the relay (they name addresses or transports the
+#: far side must not use: RFC 3605 rtcp, RFC 8445 ICE, RFC 5761 rtcp-mux).
+_DROPPED_ATTRIBUTES: Final = frozenset(
+    {
+        "rtcp",
+        "candidate",
+        "ice-ufrag",
+        "ice-pwd",
+        "ice-options",
+        "ice-lite",
+        "rtcp-mux",
+        "remote-candidates",
+        "end-of-candidates",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaView:
+    """What one side's SDP says about its audio: where it receives RTP (None when the
+    stream is refused or the address is the RFC 2543 hold address 0.0.0.0), and its
+    direction."""
+
+    address: tuple[str, int] | None
+    direction: Direction
+
+    @property
+    def is_held(self) -> bool:
+        return self.direction in (Direction.SENDONLY, Direction.INACTIVE)
+
+
+def _first_audio(sd: SessionDescription) -> int | None:
+    for index, media in enumerate(sd.media):
+        if media.media == "audio" and media.port != 0:
+            return index
+    return None
+
+
+def view_of(sdp: bytes) -> MediaView:
+    """Read the first audio stream of ``sdp``. Raises SdpError (a ParseError, status 400)
+    on SDP that does not parse."""
+    sd = parse_sdp(sdp)
+    index = _first_audio(sd)
+    if index is None:
+        return MediaView(None, Direction.INACTIVE)
+    media = sd.media[index]
+    host = (sd.connection_address(media) or "").split("/")[0]
+    direction = sd.media_direction(media)
+    if not host or host in ("0.0.0.0", "::"):
+        return MediaView(None, direction)
+    return MediaView((host, media.port), direction)
+
+
+@dataclass(slots=True)
+class SdpFace:
+    """The switch as one leg sees it: ``host`` and the relay ``port`` that leg sends to."""
+
+    host: str
+    port: int
+    session_id: str
+    version: int = 1
+    _last: bytes | None = None
+
+    def present(self, sdp: bytes) -> bytes:
+        """``sdp`` (from the other leg) as this leg must see it. Raises SdpError."""
+        sd = parse_sdp(sdp)
+        index = _first_audio(sd)
+        sd.set_address(self.host, [self.port if i == index else 0 for i in range(len(sd.media))])
+        sd.attributes = [a for a in sd.attributes if a.name not in _DROPPED_ATTRIBUTES]
+        for media in sd.media:
+            media.attributes = [a for a in media.attributes if a.name not in _DROPPED_ATTRIBUTES]
+        body = self._render(sd)
+        if self._last is not None and body != self._last:
+            self.version += 1
+            body = self._render(sd)
+        self._last = body
+        return body
+
+    def _render(self, sd: SessionDescription) -> bytes:
+        addrtype = "IP6" if ":" in self.host else "IP4"
+        sd.origin = Origin("b2bua", self.session_id, self.version, "IN", addrtype, self.host)
+        return sd.to_bytes()

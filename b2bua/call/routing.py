@@ -1,0 +1,67 @@
+"""The dial plan: which destination a dialled number reaches, and who may dial it
+(ARCHITECTURE.md, "Numbers route through one table").
+
+Every extension's own number is internal: only an authenticated extension may call it.
+The number table of the config adds numbers (a DID, a short code) that point at a
+destination, each public (anyone may call it, e.g. calls from a carrier) or not. The
+public check comes first so that an outside caller is never challenged for a public
+number; everything else needs the caller to authenticate before the switch says whether
+the number exists (no number enumeration by unauthenticated callers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from b2bua.call.settings import NumberEntry
+from b2bua.registrar.settings import Extension
+from b2bua.sip.status import StatusCode
+
+
+@dataclass(frozen=True, slots=True)
+class ToExtension:
+    """Ring every registered contact of extension ``number``."""
+
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    status: int
+    reason: str | None = None
+
+
+Destination: TypeAlias = ToExtension | Reject
+
+
+class DialPlan:
+    def __init__(
+        self, extensions: Mapping[str, Extension], numbers: Mapping[str, NumberEntry]
+    ) -> None:
+        self._extensions = extensions
+        self._numbers = numbers
+
+    def public(self, dialled: str | None) -> Destination | None:
+        """The destination of a public number, or None when ``dialled`` is not one (then
+        the caller must authenticate and :meth:`route` decides)."""
+        entry = self._numbers.get(dialled or "")
+        if entry is None or not entry.public:
+            return None
+        return self._entry(entry)
+
+    def route(self, dialled: str | None) -> Destination:
+        """Where an authenticated caller's call to ``dialled`` goes."""
+        number = dialled or ""
+        entry = self._numbers.get(number)
+        if entry is not None:
+            return self._entry(entry)
+        if number in self._extensions:
+            return ToExtension(number)
+        return Reject(StatusCode.NOT_FOUND)
+
+    def _entry(self, entry: NumberEntry) -> Destination:
+        if entry.extension in self._extensions:
+            return ToExtension(entry.extension)
+        return Reject(StatusCode.NOT_FOUND)  # the config check refuses this; defence in depth
