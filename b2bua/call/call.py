@@ -338,6 +338,7 @@ class Call:
         self._reinvite: tuple[_Leg, _Leg] | None = None  # (asked by, sent to)
         self._owed_ack: _Leg | None = None  # B leg whose 2xx offer awaits A's answer
         self._finished = False
+        self._hanging_up = False  # the call is being torn down
 
     def _face(self, port: int) -> SdpFace:
         return SdpFace(self.context.media_host, port, self._ids.new_tag()[:8].encode().hex())
@@ -474,6 +475,8 @@ class Call:
             case Purpose.BYE:
                 return self._run(leg, session.on_bye_response(response, now), now)
             case Purpose.REINVITE:
+                if response.status in (408, 481):
+                    self.end_reason = self.end_reason or f"re-INVITE answered {response.status}"
                 return self._run(leg, session.on_reinvite_response(response, now), now)
             case Purpose.RELAY:
                 if response.status < 200:
@@ -497,6 +500,7 @@ class Call:
             case Purpose.BYE:
                 return self._run(leg, session.on_bye_failed(now), now)
             case Purpose.REINVITE:
+                self.end_reason = self.end_reason or "request timeout"
                 return self._run(leg, session.on_reinvite_failed(now), now)
             case Purpose.RELAY:
                 relayed = self._relays.pop(key, None)
@@ -576,6 +580,8 @@ class Call:
                 actions = [] if leg.invite_key is None else [Abandon(leg.invite_key)]
                 return actions + self._run(leg, session.on_invite_failed(now, 487), now)
             case SessionTimer():
+                if name is SessionTimer.ACK_TIMEOUT and not self.end_reason:
+                    self.end_reason = ("caller" if leg is self.a else "callee") + " never ACKed"
                 return self._run(leg, leg.session.on_timer(name, now), now)
 
     def on_rtp_timeout(self, idle_for: float, now: float) -> list[CallAction]:
@@ -606,6 +612,11 @@ class Call:
                 case SendRequest(request=request):
                     purpose = Purpose.BYE if request.method == "BYE" else Purpose.REINVITE
                     out.append(SendInLeg(leg.index, request, leg.peer, purpose))
+                    bridged = leg is self.a or leg is self.winner
+                    if purpose is Purpose.BYE and bridged and not self._hanging_up:
+                        # The session hung up by itself (no ACK, a request that timed
+                        # out): the other side must not wait for that BYE's answer.
+                        out += self._hang_up_all(self.end_reason or "session timeout", now)
                 case SendAck(request=request):
                     out.append(SendDirect(request, leg.peer))
                 case StartTimer(name=name, at=at):
@@ -703,21 +714,13 @@ class Call:
         if body is None:
             # RFC 3264: a 2xx to an offer carries the answer. Without one there is no call.
             self.log.warning("answer_without_sdp", leg=leg.index)
-            self.end_reason = "callee sent no SDP"
-            self._disposition = Disposition.FAILED
-            out = self._run(leg, session.hang_up(now), now)
-            out += self._hang_up_callees(now)
-            return out + self._reject_caller(StatusCode.BAD_GATEWAY, now)
+            return self._refuse_answer(leg, "callee sent no SDP", now)
         try:
             view = view_of(body)
             presented = self.a.face.present(body)
         except SipError:
             self.log.warning("answer_with_bad_sdp", leg=leg.index)
-            self.end_reason = "callee sent bad SDP"
-            self._disposition = Disposition.FAILED
-            out = self._run(leg, session.hang_up(now), now)
-            out += self._hang_up_callees(now)
-            return out + self._reject_caller(StatusCode.BAD_GATEWAY, now)
+            return self._refuse_answer(leg, "callee sent bad SDP", now)
         self.winner = leg
         self.answered_at = now
         self.log.info("call_answered", leg=leg.index, extension=leg.extension)
@@ -728,6 +731,16 @@ class Call:
             self._owed_ack = leg  # the 2xx made the offer: the caller's ACK has the answer
         out += self._run(self.a, a_session.answer(presented, now), now)
         return out
+
+    def _refuse_answer(self, leg: _Leg, reason: str, now: float) -> list[CallAction]:
+        """A callee answered with no usable SDP: 502 to the caller, BYE to that callee,
+        CANCEL to the others."""
+        self._hanging_up = True
+        self.end_reason = reason
+        self._disposition = Disposition.FAILED
+        out = self._reject_caller(StatusCode.BAD_GATEWAY, now)
+        out += self._run(leg, leg.session.hang_up(now), now)
+        return out + self._hang_up_callees(now)
 
     def _answer_in_ack(self, leg: _Leg, sdp: bytes, now: float) -> list[CallAction]:
         """The ACK carried the answer to an offer that came from the other leg's 2xx
@@ -766,6 +779,7 @@ class Call:
     def _hang_up_all(
         self, reason: str, now: float, status: int = StatusCode.TEMPORARILY_UNAVAILABLE
     ) -> list[CallAction]:
+        self._hanging_up = True
         if not self.end_reason:
             self.end_reason = reason
         out = self._reject_caller(status, now)
@@ -783,6 +797,12 @@ class Call:
         if status is not None and leg.final_status is None:
             leg.final_status = status
         out: list[CallAction] = []
+        if leg is self.a or leg is self.winner:
+            self._hanging_up = True
+        if leg is self.a and reason is EndReason.REMOTE_BYE and self.answered_at is None:
+            # A BYE in the early dialog is the caller giving up: the INVITE got 487.
+            leg.final_status = StatusCode.REQUEST_TERMINATED
+            self._disposition = Disposition.CANCELLED
         if leg is self.a:
             if not self.end_reason:
                 self.end_reason = {

@@ -55,18 +55,34 @@ def _first_audio(sd: SessionDescription) -> int | None:
     return None
 
 
+#: RFC 3264 section 8.4: the RFC 2543 way to put a stream on hold ("send me nothing")
+#: is the address 0.0.0.0; what it means in today's terms, by the direction written.
+_HOLD_ADDRESSES: Final = frozenset({"0.0.0.0", "::"})
+_HELD: Final = {
+    Direction.SENDRECV: Direction.SENDONLY,
+    Direction.RECVONLY: Direction.INACTIVE,
+    Direction.SENDONLY: Direction.SENDONLY,
+    Direction.INACTIVE: Direction.INACTIVE,
+}
+
+
+def _audio_host(sd: SessionDescription, index: int) -> str:
+    return (sd.connection_address(sd.media[index]) or "").split("/")[0]
+
+
 def view_of(sdp: bytes) -> MediaView:
     """Read the first audio stream of ``sdp``. Raises SdpError (a ParseError, status 400)
-    on SDP that does not parse."""
+    on SDP that does not parse. The RFC 2543 hold address reads as a direction that does
+    not receive (sendonly or inactive), with no address."""
     sd = parse_sdp(sdp)
     index = _first_audio(sd)
     if index is None:
         return MediaView(None, Direction.INACTIVE)
     media = sd.media[index]
-    host = (sd.connection_address(media) or "").split("/")[0]
+    host = _audio_host(sd, index)
     direction = sd.media_direction(media)
-    if not host or host in ("0.0.0.0", "::"):
-        return MediaView(None, direction)
+    if not host or host in _HOLD_ADDRESSES:
+        return MediaView(None, _HELD[direction])
     return MediaView((host, media.port), direction)
 
 
@@ -84,6 +100,10 @@ class SdpFace:
         """``sdp`` (from the other leg) as this leg must see it. Raises SdpError."""
         sd = parse_sdp(sdp)
         index = _first_audio(sd)
+        if index is not None and _audio_host(sd, index) in _HOLD_ADDRESSES:
+            # Say the RFC 2543 hold in today's words: the relay address stays.
+            media = sd.media[index]
+            media.set_direction(_HELD[sd.media_direction(media)])
         sd.set_address(self.host, [self.port if i == index else 0 for i in range(len(sd.media))])
         sd.attributes = [a for a in sd.attributes if a.name not in _DROPPED_ATTRIBUTES]
         for media in sd.media:

@@ -59,12 +59,24 @@ from b2bua.dialog.stray import ack_and_bye_for_stray_2xx
 from b2bua.ids import IdSource
 from b2bua.sip.errors import LocalProtocolError
 from b2bua.sip.message import Headers, Message, Request, Response, make_response
+from b2bua.sip.sdp import SdpError, refusing_answer
 from b2bua.transaction.timers import TimerSettings
 
 SDP: Final = "application/sdp"
 
 #: Credentials an ACK for a 2xx repeats from its INVITE (RFC 3261 section 13.2.2.4).
 _CREDENTIALS: Final = ("authorization", "proxy-authorization")
+
+
+def _refusal(offer: bytes | None) -> bytes:
+    """The answer refusing ``offer`` (empty when there is none, or it does not parse:
+    then nothing valid can be said, and the BYE follows anyway)."""
+    if offer is None:
+        return b""
+    try:
+        return refusing_answer(offer)
+    except SdpError:
+        return b""
 
 
 def sdp_of(message: Message) -> bytes | None:
@@ -635,6 +647,7 @@ class UacInviteSession(_InviteSession):
         self._answered_tag: str | None = None
         self._ack: Request | None = None
         self._ack_owed = False  # the 2xx carried the offer: send_ack(answer) is awaited
+        self._offer_2xx_sdp: bytes | None = None
         self._cancelling = False
 
     @property
@@ -689,12 +702,16 @@ class UacInviteSession(_InviteSession):
             if tag == self._answered_tag:
                 # A retransmission: the same ACK again (13.2.2.4), unless still owed.
                 return [] if self._ack is None else [SendAck(request=self._ack)]
+            offer = sdp_of(response) if sdp_of(self.invite) is None else None
+            refusal = _refusal(offer) if offer is not None else b""
             ack, bye = ack_and_bye_for_stray_2xx(
                 self.invite,
                 response,
                 local_address=self.local_address,
                 ack_branch=self._ids.new_branch(),
                 bye_branch=self._ids.new_branch(),
+                ack_body=refusal,
+                ack_content_type=SDP if refusal else None,
                 over_tls=self._over_tls,
             )
             return [SendAck(request=ack), SendRequest(request=bye)]
@@ -712,6 +729,7 @@ class UacInviteSession(_InviteSession):
         actions: list[SessionAction] = []
         if sdp_of(self.invite) is None and sdp is not None:
             self._ack_owed = True  # the 2xx made the offer: the ACK carries our answer
+            self._offer_2xx_sdp = sdp
         else:
             actions.append(SendAck(request=self._build_ack(b"")))
         actions.append(Answered(sdp=sdp))
@@ -754,8 +772,9 @@ class UacInviteSession(_InviteSession):
     def _release(self, now: float, reason: EndReason = EndReason.LOCAL_BYE) -> list[SessionAction]:
         actions: list[SessionAction] = []
         if self._ack_owed:
-            # We hang up before answering the 2xx's offer: ACK without SDP, then BYE.
-            actions.append(SendAck(request=self._build_ack(b"")))
+            # We hang up before answering the 2xx's offer: the ACK still answers it (it
+            # MUST, 13.2.2.4), refusing every stream, then the BYE.
+            actions.append(SendAck(request=self._build_ack(_refusal(self._offer_2xx_sdp))))
         return [*actions, *self._hang_up_confirmed(now, reason)]
 
     def hang_up(self, now: float) -> list[SessionAction]:

@@ -508,3 +508,21 @@ def _format_connections(connections: list[Connection]) -> Iterator[str]:
 
 def _format_attributes(attributes: list[Attribute]) -> Iterator[str]:
     return (f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in attributes)
+
+
+def refusing_answer(offer: bytes | str) -> bytes:
+    """An answer that refuses every stream of ``offer`` (RFC 3264 section 6: one m= line
+    per offered one, port 0, its formats kept). For an ACK that must answer an offer made
+    in a 2xx the UA does not want (RFC 3261 section 13.2.2.4) just before its BYE. Raises
+    SdpError when the offer does not parse."""
+    sd = parse_sdp(offer)
+    answer = SessionDescription(
+        origin=Origin("-", sd.origin.sess_id, sd.origin.sess_version, "IN", "IP4", "0.0.0.0"),
+        session_name="-",
+        timings=[Timing(0, 0)],
+        connection=Connection("IN", "IP4", "0.0.0.0"),
+        media=[
+            MediaDescription(media.media, 0, media.proto, list(media.formats)) for media in sd.media
+        ],
+    )
+    return answer.to_bytes()
