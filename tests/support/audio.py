@@ -7,7 +7,7 @@ and finding it, by frequency, in what the other side received:
   mu-law WAV: :func:`write_tone_wav_ulaw`. baresip sends one from ``aufile`` (an 8 kHz
   16-bit WAV: ``tests.support.phones.write_tone_wav``) and writes what it decoded to
   ``snd_path/dump-*-dec.wav``: :func:`read_wav_samples`.
-- SIPp records no audio, so :class:`RtpCapture` runs ``tcpdump`` (or ``tshark``) on the
+- SIPp records no audio, so :class:`RtpCapture` runs ``tcpdump`` on the
   loopback interface, filtered to the receiver's UDP ports; :func:`read_pcap`,
   :func:`rtp_payloads` and :func:`decode_pcmu` turn the capture back into samples.
 - :func:`tone_power` says which share of the audio's power lies at one frequency (a
@@ -61,28 +61,32 @@ def pcm_bytes(samples: Sequence[int]) -> bytes:
 
 
 def write_tone_wav_ulaw(
-    path: Path, frequency: float, seconds: float, *, amplitude: float = 0.5
+    path: Path, frequency: int, seconds: float, *, amplitude: float = 0.5
 ) -> Path:
     """An 8 kHz mono mu-law WAV of a sine: what SIPp's ``rtp_stream`` plays as PCMU.
 
     The layout is sox's (``sox -n -r 8000 -c 1 -e u-law``): an 18-byte ``fmt`` chunk with
-    format tag 7, a ``fact`` chunk, then the codes. A whole number of cycles per second
-    (any integer frequency) keeps the phase continuous when SIPp loops the file.
+    format tag 7, a ``fact`` chunk, then the codes. SIPp 3.6.1 does not parse the file:
+    it sends every byte as PCMU, the 58-byte header included (a 7 ms click each time the
+    file starts). So the tone is laid out as if it had started under the header, and the
+    data is lengthened (by less than one period) until the whole file is a whole number
+    of tone periods: looped, the tone keeps its phase and only the click interrupts it.
     """
-    codes = g711.linear_to_ulaw(pcm_bytes(tone_samples(frequency, seconds, RATE, amplitude)))
+    period = RATE // math.gcd(frequency, RATE)  # samples after which the sine repeats
+    step = period if period % 2 == 0 else 2 * period  # even: no RIFF pad byte to play
+    total = -(-(_ULAW_HEADER_SIZE + round(seconds * RATE)) // step) * step
+    tone = tone_samples(frequency, total / RATE, RATE, amplitude)[_ULAW_HEADER_SIZE:]
+    codes = g711.linear_to_ulaw(pcm_bytes(tone))
     # wFormatTag 7 (mu-law), 1 channel, 8000 Hz, 8000 bytes/s, block 1, 8 bits, cbSize 0
     fmt = struct.pack("<HHIIHHH", 7, 1, RATE, RATE, 1, 8, 0)
-    fact = struct.pack("<I", len(codes))
-    body = b"".join(
-        (
-            b"WAVE",
-            _chunk(b"fmt ", fmt),
-            _chunk(b"fact", fact),
-            _chunk(b"data", codes),
-        )
-    )
-    path.write_bytes(_chunk(b"RIFF", body))
+    body = b"WAVE" + _chunk(b"fmt ", fmt) + _chunk(b"fact", struct.pack("<I", len(codes)))
+    data = _chunk(b"data", codes)
+    path.write_bytes(_chunk(b"RIFF", body + data))
     return path
+
+
+_ULAW_HEADER_SIZE: Final = 58
+"""RIFF (12) + fmt chunk (8 + 18) + fact chunk (8 + 4) + data chunk header (8)."""
 
 
 def _chunk(name: bytes, data: bytes) -> bytes:
@@ -192,7 +196,7 @@ def dominant_frequency(
 LINKTYPE_NULL: Final = 0
 """BSD loopback: a 4-byte address family in the capturing host's byte order."""
 LINKTYPE_ETHERNET: Final = 1
-"""What tcpdump and tshark give for ``-i lo`` on Linux."""
+"""What tcpdump gives for ``-i lo`` on Linux."""
 LINKTYPE_RAW: Final = 101
 LINKTYPE_LINUX_SLL: Final = 113
 """Linux cooked capture (``-i any``), 16-byte header."""
@@ -259,8 +263,9 @@ def _ip_packet(frame: bytes, linktype: int) -> bytes | None:
     elif linktype == LINKTYPE_LINUX_SLL2:
         ethertype, start = struct.unpack_from("!H", frame, 0)[0], 20
     elif linktype == LINKTYPE_NULL:
-        family = int.from_bytes(frame[:4], "little") or int.from_bytes(frame[:4], "big")
-        ethertype, start = (_ETHERTYPE_IPV4 if family == 2 else 0), 4  # AF_INET
+        # AF_INET is 2 everywhere; the field is in the capturing host's byte order.
+        inet = 2 in (int.from_bytes(frame[:4], "little"), int.from_bytes(frame[:4], "big"))
+        ethertype, start = (_ETHERTYPE_IPV4 if inet else 0), 4
     elif linktype == LINKTYPE_RAW:
         ethertype, start = _ETHERTYPE_IPV4, 0
     else:
@@ -348,63 +353,40 @@ CAPTURE_START_TIMEOUT: Final = 5.0
 CAPTURE_STOP_TIMEOUT: Final = 5.0
 CAPTURE_QUIET: Final = 0.2
 CAPTURE_DRAIN: Final = 2.0
-_READY_LINES: Final = ("listening on", "Capturing on")
+_READY_LINE: Final = "listening on"
+"""What tcpdump prints on stderr once its filter is in place."""
 
 
 class CaptureError(RuntimeError):
-    """The capture program failed to start, or is missing; carries its output."""
+    """tcpdump is missing, or failed to start; carries its output."""
 
 
-def capture_tool() -> str | None:
-    """``tcpdump`` if installed, else ``tshark``, else ``None``."""
-    for tool in ("tcpdump", "tshark"):
-        if shutil.which(tool) is not None:
-            return tool
-    return None
+def capture_command(pcap: Path, ports: Sequence[int], interface: str, limit: float) -> list[str]:
+    """tcpdump writing the UDP traffic to or from ``ports`` on ``interface`` to ``pcap``.
 
-
-def capture_command(
-    tool: str, pcap: Path, ports: Sequence[int], interface: str, limit: float
-) -> list[str]:
-    """The command that writes UDP traffic to or from ``ports`` on ``interface`` to ``pcap``.
-
-    ``tcpdump -Z root`` keeps root to write into a private (0700) directory; ``-U`` writes
-    each packet at once. ``tshark -F pcap`` writes classic pcap, not pcapng.
+    Under ``timeout -s INT`` (it ends by itself after ``limit`` s, and passes our SIGINT
+    on). ``-Z root``: keep root to write into a private (0700) directory. ``-U`` and
+    ``--immediate-mode``: each packet reaches the file at once. ``-B 8192 -s 2048``: a
+    bigger ring of smaller frames (the default 2 MiB ring of 256 KiB frames dropped most
+    of a 50-packet burst here). RTP fits in 2048 bytes; longer datagrams are cut.
     """
     bpf = "udp and (" + " or ".join(f"port {port}" for port in ports) + ")"
-    bounded = ["timeout", "-s", "INT", "-k", "5", f"{limit:g}"]
-    if tool == "tcpdump":
-        return [
-            *bounded,
-            "tcpdump",
-            "-i",
-            interface,
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-B",
-            "8192",
-            "-s",
-            "2048",
-            "-Z",
-            "root",
-            "-w",
-            str(pcap),
-            bpf,
-        ]
-    if tool == "tshark":
-        return [*bounded, "tshark", "-i", interface, "-n", "-F", "pcap", "-w", str(pcap), "-f", bpf]
-    raise ValueError(f"unknown capture tool {tool!r}")
+    return [
+        "timeout", "-s", "INT", "-k", "5", f"{limit:g}",
+        "tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-B", "8192", "-s", "2048",
+        "-Z", "root", "-w", str(pcap), bpf,
+    ]  # fmt: skip
 
 
 class RtpCapture:
     """Capture UDP to or from ``ports`` on the loopback while the ``with`` block runs.
 
-    ``__enter__`` returns once the capture program says it is listening (bounded by
-    ``CAPTURE_START_TIMEOUT``); ``__exit__`` stops it with SIGINT by PID (it flushes the
-    file), then SIGKILL. The program runs under ``timeout`` so it ends by itself after
-    ``limit`` seconds even if this process dies. Then ``datagrams()`` reads the file and
-    ``pcmu_samples(port)`` decodes the PCMU sent to one port. Needs root or CAP_NET_RAW.
+    ``__enter__`` returns once tcpdump says it is listening (bounded by
+    ``CAPTURE_START_TIMEOUT``). ``__exit__`` waits until the file stops growing, then
+    stops tcpdump with SIGINT by PID (it flushes the file), then SIGKILL. Under
+    ``timeout``, tcpdump also ends by itself after ``limit`` s, should this process die.
+    Then ``datagrams()`` reads the file and ``pcmu_samples(port)`` decodes the PCMU sent
+    to one port. Needs root or CAP_NET_RAW.
     """
 
     def __init__(
@@ -413,25 +395,27 @@ class RtpCapture:
         ports: Sequence[int],
         *,
         interface: str = "lo",
-        tool: str | None = None,
         limit: float = CAPTURE_LIMIT,
     ) -> None:
         if not ports:
             raise ValueError("capture what? no ports given")
-        chosen = tool or capture_tool()
-        if chosen is None:
-            raise CaptureError("neither tcpdump nor tshark is installed")
+        if shutil.which("tcpdump") is None:
+            raise CaptureError("tcpdump is not installed (packaging/apt-packages.txt)")
         self.pcap = directory / f"capture-{'-'.join(map(str, ports))}.pcap"
         self.log = self.pcap.with_suffix(".log")
-        self.tool = chosen
-        self.command = capture_command(chosen, self.pcap, ports, interface, limit)
+        self.command = capture_command(self.pcap, ports, interface, limit)
         self.process: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
 
     def __enter__(self) -> Self:
         with self.log.open("wb") as log:
+            # Its own process group (timeout's and tcpdump's): SIGKILL reaches both.
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         try:
             self._wait_listening()
@@ -443,9 +427,9 @@ class RtpCapture:
     def _wait_listening(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + CAPTURE_START_TIMEOUT
-        while not any(line in self.output() for line in _READY_LINES):
+        while _READY_LINE not in self.output():
             if self.process.poll() is not None:
-                raise CaptureError(f"{self.tool} exited: {self.output()}")
+                raise CaptureError(f"tcpdump exited: {self.output()}")
             if time.monotonic() > deadline:
                 raise CaptureError(
                     f"not listening after {CAPTURE_START_TIMEOUT} s: {self.output()}"
@@ -461,7 +445,8 @@ class RtpCapture:
         self.stop()
 
     def stop(self) -> int | None:
-        """SIGINT by PID, then SIGKILL after ``CAPTURE_STOP_TIMEOUT`` s; the exit code."""
+        """SIGINT by PID (``timeout`` passes it to tcpdump), then SIGKILL to the process
+        group after ``CAPTURE_STOP_TIMEOUT`` s; the exit code. Idempotent."""
         process = self.process
         if process is None or self.exit_code is not None:
             return self.exit_code
@@ -473,7 +458,7 @@ class RtpCapture:
                 process.wait(timeout=CAPTURE_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
+                    os.killpg(process.pid, signal.SIGKILL)
         self.exit_code = process.wait(timeout=CAPTURE_STOP_TIMEOUT)
         return self.exit_code
 
