@@ -229,6 +229,7 @@ class Switch:
         self._call_dialogs: dict[tuple[str, str], tuple[Call, int]] = {}
         self._call_invites: dict[TransactionKey, Call] = {}
         self._call_transactions: dict[TransactionKey, tuple[Call, int, Purpose]] = {}
+        self._keys_of_call: dict[int, set[TransactionKey]] = {}
         self._call_sessions: dict[str, Call] = {}
         self._busy: Counter[str] = Counter()
         self._busy_by_call: dict[int, list[str]] = {}
@@ -568,6 +569,7 @@ class Switch:
                 case SendInLeg(leg=leg, request=request, peer=peer, purpose=purpose):
                     key, events = self._layer.send_request(request, peer, now)
                     self._call_transactions[key] = (call, leg, purpose)
+                    self._keys_of_call.setdefault(call.ref, set()).add(key)
                     out += self._apply(events, now)
                 case SendDirect(request=request, peer=peer):
                     out.append(self._send(request.to_bytes(), peer))
@@ -579,8 +581,10 @@ class Switch:
                     out += self._apply(self._layer.terminate(key, now), now)
                 case CallEnded(record=record):
                     self.calls_ended += 1
-                    self._busy.subtract(self._busy_by_call.pop(call.ref, []))
-                    self._busy += Counter()  # drop counts that reached zero
+                    for number in self._busy_by_call.pop(call.ref, []):
+                        self._busy[number] -= 1
+                        if self._busy[number] <= 0:
+                            del self._busy[number]
                     out.append(SaveCallRecord(record=record))
                 case CallFinished():
                     self._forget_call(call)
@@ -596,8 +600,8 @@ class Switch:
         for call_id, tag, _ in call.dialog_ids():
             if self._call_dialogs.get((call_id, tag), (None, 0))[0] is call:
                 del self._call_dialogs[(call_id, tag)]
-        for key in [k for k, (c, _, _) in self._call_transactions.items() if c is call]:
-            del self._call_transactions[key]
+        for key in self._keys_of_call.pop(call.ref, ()):
+            self._call_transactions.pop(key, None)
         self._release_ports(call.ports)
 
     def _release_ports(self, ports: tuple[int, ...]) -> None:
@@ -794,7 +798,9 @@ class Switch:
                         out += self._call_actions(call, call.on_cancel(now), now)
                 case TransactionTerminated(key=key):
                     self._forget(key)
-                    self._call_transactions.pop(key, None)
+                    owner = self._call_transactions.pop(key, None)
+                    if owner is not None:
+                        self._keys_of_call.get(owner[0].ref, set()).discard(key)
                     self._call_invites.pop(key, None)
                     self._qualified(key, False, now)  # ended without any response
                 case ResponseReceived(response=response, key=key):

@@ -797,6 +797,8 @@ class Call:
         if status is not None and leg.final_status is None:
             leg.final_status = status
         out: list[CallAction] = []
+        if leg.cancel_sent:
+            out.append(Disarm(leg.index, CallTimer.CANCEL_TIMEOUT))
         if leg is self.a or leg is self.winner:
             self._hanging_up = True
         if leg is self.a and reason is EndReason.REMOTE_BYE and self.answered_at is None:
