@@ -353,8 +353,9 @@ class _InviteSession:
 
     def on_reinvite(self, request: Request, now: float) -> list[SessionAction]:
         """A re-INVITE. Established with no INVITE in progress in either direction:
-        ``OfferReceived``. Otherwise 491 (RFC 3261 section 14.2: our own re-INVITE is
-        outstanding, another is pending, or our 2xx awaits its ACK). Raises DialogError
+        ``OfferReceived``. While another received re-INVITE awaits our answer: 500 with a
+        random Retry-After; while our own re-INVITE is outstanding or our 2xx awaits its
+        ACK: 491 (RFC 3261 section 14.2). Raises DialogError
         481 once terminated, 500 for a CSeq out of order."""
         if request.method != "INVITE":
             raise LocalProtocolError(f"{request.method} given to on_reinvite")
@@ -364,6 +365,12 @@ class _InviteSession:
                 raise DialogError("Call/Transaction Does Not Exist", status_hint=481)
             return [SendResponse(response=make_response(request, 491))]
         self._dialog.on_request(request)  # 481 once terminated, 500 out of order
+        if self._pending is not None:
+            # 14.2: a second INVITE before our final response to the first gets 500
+            # with a Retry-After chosen at random between 0 and 10 seconds.
+            response = make_response(request, 500)
+            response.headers.add("Retry-After", str(int(self._ids.new_tag()[:4], 16) % 11))
+            return [SendResponse(response=response)]
         if self._invite_in_progress():
             return [SendResponse(response=make_response(request, 491))]
         self._pending = request

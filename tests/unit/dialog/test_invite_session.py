@@ -269,13 +269,15 @@ def test_reinvite_offer_and_answer() -> None:
     assert state(session) is SessionState.ESTABLISHED
 
 
-def test_reinvite_while_one_is_pending_gets_491() -> None:
+def test_reinvite_while_one_is_pending_gets_500_and_before_the_ack_491() -> None:
     session = established_uas()
     session.on_reinvite(parse_sdp_request(invite_text(cseq=102, to_tag="b-tag"), OFFER), 1.0)
     glare = parse_sdp_request(invite_text(cseq=103, to_tag="b-tag"), OFFER)
     [response] = sent(session.on_reinvite(glare, 1.1))
-    assert response.response.status == 491
-    # Before the initial 2xx is ACKed, too.
+    # RFC 3261 section 14.2: the earlier INVITE is still unanswered.
+    assert response.response.status == 500
+    assert response.response.headers.get("retry-after") is not None
+    # Before the initial 2xx is ACKed: the offer/answer is unfinished (491).
     waiting = answered_uas()
     [response] = sent(waiting.on_reinvite(glare, 0.1))
     assert response.response.status == 491

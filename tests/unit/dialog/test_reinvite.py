@@ -314,11 +314,17 @@ def test_glare_our_reinvite_outstanding_gets_491(leg: Leg) -> None:
     assert actions[1:] == [ReinviteAccepted(sdp=HELD, ack_owed=False)]
 
 
-def test_glare_reinvite_already_pending_gets_491(leg: Leg) -> None:
+def test_a_second_reinvite_before_our_answer_gets_500_with_retry_after(leg: Leg) -> None:
+    """RFC 3261 section 14.2: "it MUST return a 500 (Server Internal Error) response to
+    the second INVITE and MUST include a Retry-After header field with a randomly chosen
+    value of between 0 and 10 seconds"."""
     session = leg.session
     first = leg.reinvite()
     assert session.on_reinvite(first, 5.0) == [OfferReceived(sdp=OFFER)]
-    assert one_response(session.on_reinvite(leg.reinvite(1), 5.1)).status == 491
+    second = one_response(session.on_reinvite(leg.reinvite(1), 5.1))
+    assert second.status == 500
+    retry_after = second.headers.get("retry-after")
+    assert retry_after is not None and 0 <= int(retry_after) <= 10
     ok = one_response(session.answer_reinvite(ANSWER, 5.2)[:1])
     assert ok.cseq == first.cseq  # the first one is the one answered
 
