@@ -7,7 +7,7 @@ CONFIG ?= configs/example.toml
 APT_PACKAGES := $(shell grep -v '^\#' packaging/apt-packages.txt | xargs)
 TEST_DIRS := $(wildcard tests/unit tests/integration)
 
-.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register venv apt clean
+.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register bench-cps bench-relay bench-memory venv apt clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,13 +54,43 @@ e2e: venv apt
 test: venv apt lint typecheck check-configs unit e2e
 
 ## make bench: every benchmark, one after the other; results in benchmarks/results/
-bench: bench-parse bench-register
+bench: bench-parse bench-register bench-cps bench-relay bench-memory
 
 bench-parse: venv
 	$(BIN)/python benchmarks/bench_parse.py
 
 bench-register: venv apt
 	$(BIN)/python benchmarks/bench_register.py
+
+# Benchmark tools, built or installed under benchmarks/build/ (git-ignored).
+BENCH_BUILD := benchmarks/build
+# The sippy B2BUA (the reference of bench-cps and bench-memory) in its own virtual
+# environment: it installs a console script named `b2bua` that would shadow ours.
+SIPPY_VENV := $(BENCH_BUILD)/venv-sippy
+CC ?= gcc
+
+$(SIPPY_VENV)/.installed:
+	$(PYTHON) -m venv $(SIPPY_VENV)
+	$(SIPPY_VENV)/bin/pip install --quiet 'sippy==2.5.0'
+	touch $@
+
+# The RTP generator of bench-relay (C: sendmmsg/recvmmsg; a Python generator saturates first).
+$(BENCH_BUILD)/rtpgen: benchmarks/rtpgen.c
+	@command -v $(CC) >/dev/null || { echo "bench-relay needs a C compiler: apt-get install gcc"; exit 1; }
+	mkdir -p $(BENCH_BUILD)
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+## make bench-cps: calls/s through the switch next to sippy (about 6 minutes)
+bench-cps: venv apt $(SIPPY_VENV)/.installed
+	$(BIN)/python benchmarks/bench_cps.py
+
+## make bench-relay: concurrent G.711 calls relayed next to a uvloop forwarder (about 12 minutes)
+bench-relay: venv apt $(BENCH_BUILD)/rtpgen
+	$(BIN)/python benchmarks/bench_relay.py
+
+## make bench-memory: RSS per established call next to sippy (about 4 minutes)
+bench-memory: venv apt $(SIPPY_VENV)/.installed
+	$(BIN)/python benchmarks/bench_memory.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage
