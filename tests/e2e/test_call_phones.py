@@ -7,10 +7,9 @@ by frequency, in the audio the other phone decoded, so the relay carried both di
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
@@ -25,7 +24,7 @@ from tests.support.phones import (
     linphone_factory,
     write_tone_wav,
 )
-from tests.support.processes import RunningSwitch, SwitchFactory
+from tests.support.processes import RunningSwitch, SwitchFactory, log_events, wait_until
 
 __all__ = ["baresip_factory", "linphone_factory"]
 
@@ -49,25 +48,6 @@ def example_config() -> str:
         "rtp_port_min = 20000\nrtp_port_max = 29999",
         f"rtp_port_min = {low}\nrtp_port_max = {high}",
     )
-
-
-def log_events(switch: RunningSwitch, event: str) -> list[dict[str, Any]]:
-    found = []
-    for line in switch.stderr_text().splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("event") == event:
-                found.append(record)
-    return found
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 def decoded_audio(snd_dir: Path) -> tuple[int, list[int]]:

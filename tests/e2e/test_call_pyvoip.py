@@ -15,9 +15,9 @@ from typing import Any, Final
 import pytest
 
 from tests.e2e.scenarios import run_scenario
-from tests.e2e.test_call_phones import example_config, log_events, wait_until
+from tests.e2e.test_call_phones import example_config
 from tests.support.phones import free_rtp_range, free_sip_port
-from tests.support.processes import RunningSwitch, SwitchFactory
+from tests.support.processes import RunningSwitch, SwitchFactory, log_events, wait_until
 
 pytestmark = pytest.mark.e2e
 

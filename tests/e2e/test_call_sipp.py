@@ -22,7 +22,6 @@ from typing import Final
 
 import pytest
 
-from tests.e2e.test_call_phones import log_events, wait_until
 from tests.support.audio import RATE, RtpCapture, read_wav_samples, tone_power, write_tone_wav_ulaw
 from tests.support.phones import (
     BaresipAccount,
@@ -37,7 +36,9 @@ from tests.support.processes import (
     SwitchFactory,
     free_port,
     free_udp_pair,
+    log_events,
     run_sipp,
+    wait_until,
 )
 
 __all__ = ["baresip_factory"]

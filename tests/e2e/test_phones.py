@@ -3,10 +3,8 @@ of the box), linphonec with SHA-256, and linphonec retrying silently on a stale 
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
@@ -18,33 +16,13 @@ from tests.support.phones import (
     baresip_factory,
     linphone_factory,
 )
-from tests.support.processes import RunningSwitch, SwitchFactory
+from tests.support.processes import SwitchFactory, log_events, wait_until
 
 __all__ = ["baresip_factory", "linphone_factory"]
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLE: Final = Path(__file__).resolve().parents[2] / "configs" / "example.toml"
-
-
-def log_events(switch: RunningSwitch, event: str) -> list[dict[str, Any]]:
-    """The switch's JSON log lines for ``event``."""
-    found = []
-    for line in switch.stderr_text().splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("event") == event:
-                found.append(record)
-    return found
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 @pytest.mark.requires_tool("baresip")
