@@ -70,6 +70,7 @@ from media.commands import (
     MediaSessionId,
     OpenSession,
     Side,
+    SwitchLegB,
     UpdateRemote,
 )
 
@@ -725,7 +726,14 @@ class Call:
         self.answered_at = now
         self.log.info("call_answered", leg=leg.index, extension=leg.extension)
         leg.view = view
-        out = [Disarm(CALLER, CallTimer.RING_TIMEOUT), *self._expect(Side.B, view)]
+        out: list[CallAction] = [Disarm(CALLER, CallTimer.RING_TIMEOUT)]
+        early = self._early_leg
+        if early is not None and early is not leg and view.address is not None:
+            # The caller heard another device's early media: the answering device's
+            # stream must continue it (same SSRC, sequence and timestamps go on).
+            out.append(SwitchLegB(session_id=self.session_id, expected_b=view.address))
+        else:
+            out += self._expect(Side.B, view)
         out += self._hang_up_callees(now)
         if not a_session.has_offer:
             self._owed_ack = leg  # the 2xx made the offer: the caller's ACK has the answer

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from b2bua.call.records import Disposition
 from b2bua.registrar.settings import Extension
-from media.commands import OpenSession, Side, UpdateRemote
+from media.commands import OpenSession, Side, SwitchLegB, UpdateRemote
 
 from .harness import (
     MEDIA_HOST,
@@ -523,9 +523,10 @@ def test_early_media_from_one_fork_then_the_other_answers() -> None:
     ok = caller.take_response("200 INVITE")
     assert connection_of(ok.body) == (MEDIA_HOST, opened.rtp_port_a, "sendrecv")
     call.ack(ok)
+    # The caller heard the desk's early media: the mobile's stream is made to continue it.
     assert net.media[-1] == (
         2.0,
-        UpdateRemote(session_id=opened.session_id, side=Side.B, expected=mobile.media_address),
+        SwitchLegB(session_id=opened.session_id, expected_b=mobile.media_address),
     )
     desk.take("CANCEL")
 
