@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, TypeAlias
 
 from structlog.typing import FilteringBoundLogger
@@ -91,6 +92,7 @@ from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
 from media.commands import (
+    CloseSession,
     Latched,
     PortUnavailable,
     RtpTimeout,
@@ -278,7 +280,7 @@ class Switch:
                 call = self._call_sessions.get(session_id)
                 if call is None:
                     return []
-                return self._call_actions(call, call.on_rtp_timeout(idle_for, now), now)
+                return self._step(call, partial(call.on_rtp_timeout, idle_for, now), now)
             case PortUnavailable(session_id=session_id, port=port):
                 self._log.warning("media_port_unavailable", port=port)
                 if self.ports.is_allocated(port):
@@ -286,7 +288,7 @@ class Switch:
                 call = self._call_sessions.get(session_id)
                 if call is None:
                     return []
-                return self._call_actions(call, call.abort("media port unavailable", now), now)
+                return self._step(call, partial(call.abort, "media port unavailable", now), now)
             case Latched() | SessionStats():
                 return []
 
@@ -303,7 +305,7 @@ class Switch:
             elif isinstance(key, CallTimerKey):
                 call = self._calls.get(key.call)
                 if call is not None:
-                    out += self._call_actions(call, call.on_timer(key.leg, key.name, now), now)
+                    out += self._step(call, partial(call.on_timer, key.leg, key.name, now), now)
             else:
                 out += self._apply(self._layer.on_timer(key[0], key[1], now), now)
         return out
@@ -382,7 +384,7 @@ class Switch:
                 found = self._call_dialogs.get((request.call_id, to_tag))
                 if found is not None:
                     call, leg = found
-                    return self._call_actions(call, call.on_request(leg, request, key, now), now)
+                    return self._step(call, partial(call.on_request, leg, request, key, now), now)
                 if request.method != "OPTIONS":
                     status = StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
             elif request.method == "INVITE":
@@ -535,10 +537,14 @@ class Switch:
         counted = [number] + ([caller_extension] if caller_extension else [])
         self._busy.update(counted)
         self._busy_by_call[ref] = counted
-        actions = call.start(targets, now)
-        for call_id, tag, leg in call.dialog_ids():
-            self._call_dialogs[(call_id, tag)] = (call, leg)
-        return self._call_actions(call, actions, now)
+
+        def begin() -> list[CallAction]:
+            actions = call.start(targets, now)
+            for call_id, tag, leg in call.dialog_ids():
+                self._call_dialogs[(call_id, tag)] = (call, leg)
+            return actions
+
+        return self._step(call, begin, now)
 
     def _reply(
         self,
@@ -554,6 +560,23 @@ class Switch:
         for name, value in headers or ():
             response.headers.add(name, value)
         return self._respond(key, response, now)
+
+    def _step(self, call: Call, step: Callable[[], list[CallAction]], now: float) -> list[Output]:
+        """Feed one input to ``call`` and carry out its actions. A bug in the call's code
+        must not strand it: the call is dropped, its media session closed, its ports
+        freed and its record written (the phones get 481 for its dialogs from then on)."""
+        try:
+            return self._call_actions(call, step(), now)
+        except Exception:
+            self._log.exception("call_failed", call=call.ref, call_id=call.invite.call_id)
+            return self._drop_call(call, now)
+
+    def _drop_call(self, call: Call, now: float) -> list[Output]:
+        out: list[Output] = [CloseSession(session_id=call.session_id)]
+        if not call.is_ended:
+            out += self._call_actions(call, [CallEnded(call.failed(now))], now)
+        self._forget_call(call)
+        return out
 
     def _call_actions(self, call: Call, actions: list[CallAction], now: float) -> list[Output]:
         out: list[Output] = []
@@ -616,15 +639,16 @@ class Switch:
         if found is None:
             return []
         call, leg, purpose = found
-        return self._call_actions(call, call.on_response(leg, purpose, response, key, now), now)
+        return self._step(call, partial(call.on_response, leg, purpose, response, key, now), now)
 
     def _on_call_failure(self, key: TransactionKey, status: int, now: float) -> list[Output]:
         found = self._call_transactions.get(key)
         if found is None:
             return []
         call, leg, purpose = found
-        actions = call.on_transaction_failed(leg, purpose, key, status, now)
-        return self._call_actions(call, actions, now)
+        return self._step(
+            call, partial(call.on_transaction_failed, leg, purpose, key, status, now), now
+        )
 
     def _on_ack(self, ack: Request, now: float) -> list[Output]:
         tag = ack.to.tag
@@ -632,7 +656,7 @@ class Switch:
         if found is None:
             return []
         call, leg = found
-        return self._call_actions(call, call.on_ack(leg, ack, now), now)
+        return self._step(call, partial(call.on_ack, leg, ack, now), now)
 
     def _on_stray_response(self, response: Response, now: float) -> list[Output]:
         """A 2xx to one of our INVITEs whose transaction is gone (RFC 6026 section 7.2):
@@ -647,8 +671,8 @@ class Switch:
         if leg == 0:
             return []
         key = TransactionKey(Side.CLIENT, "INVITE", response.top_via.branch or "")
-        return self._call_actions(
-            call, call.on_response(leg, Purpose.INVITE, response, key, now), now
+        return self._step(
+            call, partial(call.on_response, leg, Purpose.INVITE, response, key, now), now
         )
 
     def _on_register(
@@ -795,7 +819,7 @@ class Switch:
                     out += self._on_cancel(cancel, cancel_key, invite_key, now)
                     call = None if invite_key is None else self._call_invites.get(invite_key)
                     if call is not None:
-                        out += self._call_actions(call, call.on_cancel(now), now)
+                        out += self._step(call, partial(call.on_cancel, now), now)
                 case TransactionTerminated(key=key):
                     self._forget(key)
                     owner = self._call_transactions.pop(key, None)

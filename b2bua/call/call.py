@@ -855,6 +855,14 @@ class Call:
             out.append(CallFinished())
         return out
 
+    def failed(self, now: float) -> CallRecord:
+        """The record of a call dropped because of an internal error."""
+        self.end_reason = "internal error"
+        self._disposition = Disposition.FAILED
+        self._finished = True
+        actions = self._end(self.end_reason, now)
+        return next(a.record for a in actions if isinstance(a, CallEnded))
+
     def _end(self, reason: str, now: float) -> list[CallAction]:
         self.ended_at = now
         self.end_reason = self.end_reason or reason

@@ -5,9 +5,12 @@ RFC 6026)."""
 
 from __future__ import annotations
 
+import pytest
+
+from b2bua.call.call import Call
 from b2bua.call.records import Disposition
 from b2bua.registrar.settings import Extension
-from media.commands import OpenSession, Side, SwitchLegB, UpdateRemote
+from media.commands import CloseSession, OpenSession, Side, SwitchLegB, UpdateRemote
 
 from .harness import (
     MEDIA_HOST,
@@ -571,3 +574,32 @@ def test_a_losing_forks_offer_in_its_2xx_is_answered_in_the_ack_before_the_bye()
     offered = [line for line in on_mobile.phone.sdp().decode().split("\r\n") if line[:2] == "m="]
     answered = [line for line in ack.body.decode().split("\r\n") if line[:2] == "m="]
     assert len(answered) == len(offered)
+
+
+def test_a_bug_in_a_call_drops_that_call_and_frees_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crash mid-call leaks no port: the call is dropped (media closed, ports freed,
+    record written), the switch serves on, and the dropped dialog gets 481."""
+    net = Net()
+    caller, callee = net.phone("0101"), net.phone("0102")
+    call, incoming = answered_call(caller, callee)
+    opened = _opened(net)
+
+    def broken(*args: object) -> list[object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Call, "on_request", broken)
+    incoming.bye()
+    monkeypatch.undo()
+    assert net.media[-1][1] == CloseSession(session_id=opened.session_id)
+    [(_, record)] = net.records
+    assert record.end_reason == "internal error"
+    assert net.calls()["active"] == 0
+    net.assert_idle()
+    # The dialog is gone: the caller's BYE gets 481; a new call still goes through.
+    assert call.dialog is not None
+    call.dialog.send("BYE")
+    assert caller.take_response("481 BYE").status == 481
+    caller.dial("0102")
+    assert callee.incoming().invite.method == "INVITE"
