@@ -95,6 +95,13 @@ def report(directory: Path, *results: subprocess.CompletedProcess[str] | None) -
     return "\n".join(parts)
 
 
+def target(switch: RunningSwitch, transport: str) -> list[str]:
+    """SIPp's remote address and transport option for the switch's ``transport``."""
+    if transport == "tcp":
+        return [str(switch.tcp), "-t", "t1"]
+    return [str(switch.udp)]
+
+
 def call(
     switch: RunningSwitch,
     scenario: str,
@@ -102,11 +109,13 @@ def call(
     *extra: str,
     called: str = "0102",
     calls: int = 1,
+    transport: str = "udp",
 ) -> subprocess.CompletedProcess[str]:
     """Run a caller scenario as extension 0101 to ``called``; its result."""
     args = [
-        str(switch.udp), "-sf", str(SCENARIOS / scenario), "-inf", str(users(directory, "0101")),
-        "-s", called, "-i", HOST, *traces(directory, f"caller-{scenario}"), *extra,
+        *target(switch, transport), "-sf", str(SCENARIOS / scenario),
+        "-inf", str(users(directory, "0101")), "-s", called, "-i", HOST,
+        *traces(directory, f"caller-{scenario}"), *extra,
     ]  # fmt: skip
     if calls > 1:
         args += ["-m", str(calls), "-r", "20", "-l", str(calls)]
@@ -131,10 +140,11 @@ class Callee:
         *,
         stay: bool = False,
         media_port: int | None = None,
+        transport: str = "udp",
     ) -> Callee:
         register = "call_uas_register_stay.xml" if stay else "call_uas_register.xml"
         command = [
-            SIPP, str(switch.udp), "-sf", str(SCENARIOS / register),
+            SIPP, *target(switch, transport), "-sf", str(SCENARIOS / register),
             "-oocsf", str(SCENARIOS / behaviour), "-inf", str(users(directory, number)),
             "-i", HOST, "-p", str(free_port()), "-cp", str(free_port()),
             "-mp", str(media_port or free_udp_pair()), "-m", "1",
@@ -256,6 +266,27 @@ def test_a_call_ends(name: str, switch_factory: SwitchFactory, tmp_path: Path) -
     assert (ended["disposition"], ended["reason"]) == (ending.disposition, ending.reason)
     assert_nothing_left(switch)
     wait_until(lambda: len(switch.calls()) == 1, 5, "the call record")
+
+
+@pytest.mark.parametrize(("caller_transport", "callee_transport"), [("udp", "tcp"), ("tcp", "udp")])
+def test_a_call_between_transports(
+    caller_transport: str, callee_transport: str, switch_factory: SwitchFactory, tmp_path: Path
+) -> None:
+    """A phone registered over TCP is called on its connection; each leg keeps its own
+    transport (the callee hangs up, its BYE crosses to the caller's transport)."""
+    switch = switch_factory(config(), ("udp", "tcp"))
+    callee = Callee.start(
+        switch, "0102", "call_uas_answer_hangup.xml", tmp_path, transport=callee_transport
+    )
+    try:
+        caller = call(switch, "call_uac_wait_bye.xml", tmp_path, transport=caller_transport)
+        assert caller.returncode == 0, report(tmp_path, caller)
+        assert callee.finish() == 0, report(tmp_path, caller)
+    finally:
+        callee.stop()
+    [ended] = log_events(switch, "call_ended")
+    assert (ended["disposition"], ended["reason"]) == ("answered", "callee BYE")
+    assert_nothing_left(switch)
 
 
 def test_a_callee_that_never_answers_gives_480_at_the_ring_timeout(
