@@ -80,6 +80,9 @@ _UNANSWERED: Final = (SessionState.INITIAL, SessionState.EARLY)
 
 #: Header fields an in-dialog request keeps when relayed to the other leg (the rest are
 #: hop-by-hop or rebuilt by the dialog: Via, Route, From, To, Call-ID, CSeq, Contact...).
+#: What our 2xx responses and INVITEs say we accept (RFC 3261 sections 13.3.1.4, 20.5).
+ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+
 RELAYED_HEADERS: Final = (
     "event",
     "subscription-state",
@@ -327,6 +330,7 @@ class Call:
             ids=ids,
             timers=context.timers,
         )
+        a_session.capabilities = (("Allow", ALLOW),)
         self.a_session = a_session
         self.a = _Leg(CALLER, a_session, peer, self._face(ports[0]), invite_key=invite_key)
         self.a.view = a_view
@@ -423,7 +427,7 @@ class Call:
         from_ = f'"{_quoted(caller)}" {from_uri}' if caller else from_uri
         branch = self._ids.new_branch()
         extra = [
-            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"),
+            ("Allow", ALLOW),
             ("User-Agent", self.context.user_agent),
         ]
         request = build_request(
@@ -449,6 +453,7 @@ class Call:
             ids=self._ids,
             timers=self.context.timers,
         )
+        session.capabilities = (("Allow", ALLOW),)
         leg = _Leg(len(self.legs), session, target.peer, face, extension=target.extension)
         leg.invite_key = client_key(request)
         self.legs.append(leg)
@@ -533,7 +538,7 @@ class Call:
                     )
                     response = make_response(request, status)
                     if status == StatusCode.METHOD_NOT_ALLOWED:
-                        response.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE, INFO")
+                        response.headers.add("Allow", ALLOW)
                     return self._respond(leg, response)
                 case _:
                     return self._relay_request(leg, request, now)

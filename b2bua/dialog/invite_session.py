@@ -155,6 +155,9 @@ class _InviteSession:
         self.local_address = local_address
         self.timers = timers
         self._ids = ids
+        #: Header fields every 2xx we send carries (RFC 3261 section 13.3.1.4: a 2xx to an
+        #: INVITE SHOULD carry Allow and Supported); the owner sets them.
+        self.capabilities: tuple[tuple[str, str], ...] = ()
         self.state = SessionState.INITIAL
         self._dialog: Dialog | None = None
         self._end_reason = EndReason.LOCAL_BYE
@@ -213,6 +216,9 @@ class _InviteSession:
             local_tag=self._dialog.local_tag,
             local_contact=self._dialog.local_target,
         )
+        if 200 <= status < 300:
+            for name, value in self.capabilities:
+                response.headers.add(name, value)
         if sdp:
             response.headers.add("Content-Type", SDP)
             response.body = sdp
@@ -562,6 +568,9 @@ class UasInviteSession(_InviteSession):
         response = make_dialog_response(
             request, status, local_tag=self.local_tag, local_contact=self.local_contact
         )
+        if 200 <= status < 300:
+            for name, value in self.capabilities:
+                response.headers.add(name, value)
         if sdp:
             response.headers.add("Content-Type", SDP)
             response.body = sdp

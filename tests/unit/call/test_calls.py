@@ -386,3 +386,19 @@ def test_an_answer_after_the_switch_gave_up_is_discarded() -> None:
     incoming.answer()
     assert len(net.trace) == sent
     net.assert_idle()
+
+
+def test_the_200_to_each_side_says_what_the_switch_allows() -> None:
+    """RFC 3261 section 13.3.1.4: a 2xx to an INVITE SHOULD carry Allow (phones read it
+    to know whether UPDATE may be used)."""
+    net = Net()
+    caller, callee = net.phone("0101"), net.phone("0102")
+    call = caller.dial("0102")
+    incoming = callee.incoming()
+    assert "UPDATE" in (incoming.invite.headers.get("allow") or "")
+    incoming.answer()
+    callee.take("ACK")
+    ok = caller.take_response("200 INVITE")
+    allow = [method.strip() for method in (ok.headers.get("allow") or "").split(",")]
+    assert {"INVITE", "ACK", "CANCEL", "BYE", "UPDATE", "INFO"} <= set(allow)
+    call.ack(ok)
