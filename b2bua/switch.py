@@ -43,6 +43,7 @@ from b2bua.call.call import (
     TimerName as CallTimerName,
 )
 from b2bua.call.routing import DialPlan, Reject
+from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
 from b2bua.dialog.routing import LocalAddress
@@ -116,8 +117,8 @@ DIALOG_ONLY_METHODS: Final = frozenset({"BYE", "UPDATE", "INFO", "PRACK"})
 #: Requests an extension must authenticate for (407). Never REGISTER (401 instead),
 #: OPTIONS (answered to anyone), ACK and CANCEL (section 22.1: they cannot be challenged).
 CHALLENGED_METHODS: Final = KNOWN_METHODS - {"REGISTER", "OPTIONS", "ACK", "CANCEL"}
-#: Option tags we support (RFC 3261 section 19.2); none yet.
-SUPPORTED_EXTENSIONS: Final[tuple[str, ...]] = ()
+#: Option tags we support (RFC 3261 section 19.2): session timers (RFC 4028).
+SUPPORTED_EXTENSIONS: Final[tuple[str, ...]] = ("timer",)
 ACCEPTED_CONTENT: Final = "application/sdp"
 _SIP_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
 
@@ -518,6 +519,13 @@ class Switch:
                 log=self._log,
                 now=now,
             )
+        except TooSmall:
+            # RFC 4028 section 8.1: a Session-Expires below our Min-SE.
+            self._release_ports(ports)
+            return self._reply(
+                request, key, 422, now, reason="Session Interval Too Small",
+                headers=[("Min-SE", str(MIN_SE))],
+            )  # fmt: skip
         except SdpError as error:
             self._release_ports(ports)
             reason = f"Bad SDP: {error}"[:100]

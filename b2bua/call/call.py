@@ -26,6 +26,7 @@ from structlog.typing import FilteringBoundLogger
 
 from b2bua.call.media import MediaView, SdpFace, view_of
 from b2bua.call.records import CallRecord, Disposition
+from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
 from b2bua.dialog import (
     LocalAddress,
     SessionAction,
@@ -107,11 +108,13 @@ class Purpose(Enum):
     BYE = "bye"
     REINVITE = "re-invite"
     RELAY = "relay"  # a non-INVITE in-dialog request relayed from the other leg
+    REFRESH = "refresh"  # our UPDATE refreshing the caller's session timer (RFC 4028)
 
 
 class CallTimer(Enum):
     RING_TIMEOUT = "ring timeout"  # nobody answered in time: the caller gets 480
     CANCEL_TIMEOUT = "cancel timeout"  # RFC 3261 9.1: no final response 64*T1 after CANCEL
+    SESSION_TIMER = "session timer"  # RFC 4028: refresh the caller's session, or give up
 
 
 TimerName: TypeAlias = CallTimer | SessionTimer
@@ -304,8 +307,9 @@ class Call:
         now: float,
     ) -> None:
         """Raises :class:`~b2bua.dialog.DialogError` (a request that cannot start a dialog,
-        e.g. without Contact) and SdpError for an offer that does not parse: the switch
-        answers those with their status before any call exists."""
+        e.g. without Contact), SdpError for an offer that does not parse and
+        :class:`~b2bua.call.session_timer.TooSmall` for a Session-Expires below our
+        Min-SE: the switch answers those with their status before any call exists."""
         self.ref = ref
         self.context = context
         self._ids = ids
@@ -330,7 +334,9 @@ class Call:
             ids=ids,
             timers=context.timers,
         )
-        a_session.capabilities = (("Allow", ALLOW),)
+        self.session_timer: NegotiatedTimer | None = negotiate(invite)
+        timer_headers = () if self.session_timer is None else self.session_timer.headers()
+        a_session.capabilities = (("Allow", ALLOW), *timer_headers)
         self.a_session = a_session
         self.a = _Leg(CALLER, a_session, peer, self._face(ports[0]), invite_key=invite_key)
         self.a.view = a_view
@@ -488,6 +494,10 @@ class Call:
                 if response.status < 200:
                     return []
                 return self._relay_response(leg, key, response)
+            case Purpose.REFRESH:
+                if response.status in (408, 481):  # RFC 5057: the caller's dialog is gone
+                    return self._hang_up_all("session refresh failed", now)
+                return []
 
     def on_transaction_failed(
         self, leg_index: int, purpose: Purpose, key: TransactionKey, status: int, now: float
@@ -508,6 +518,8 @@ class Call:
             case Purpose.REINVITE:
                 self.end_reason = self.end_reason or "request timeout"
                 return self._run(leg, session.on_reinvite_failed(now), now)
+            case Purpose.REFRESH:
+                return self._hang_up_all("session refresh failed", now)
             case Purpose.RELAY:
                 relayed = self._relays.pop(key, None)
                 if relayed is None:
@@ -524,24 +536,13 @@ class Call:
         leg = self.legs[leg_index]
         leg.server_keys[(request.cseq.number, request.method)] = key
         session = leg.session
+        refresh: list[CallAction] = []
+        if leg is self.a and request.method in ("INVITE", "UPDATE") and self.winner is not None:
+            refresh = self._refreshed(now)  # RFC 4028 section 10: any re-INVITE or UPDATE
         try:
-            match request.method:
-                case "BYE":
-                    return self._run(leg, session.on_bye(request, now), now)
-                case "INVITE":
-                    return self._run(leg, session.on_reinvite(request, now), now)
-                case method if method in NOT_RELAYED:
-                    status = (
-                        StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
-                        if method == "PRACK"
-                        else StatusCode.METHOD_NOT_ALLOWED
-                    )
-                    response = make_response(request, status)
-                    if status == StatusCode.METHOD_NOT_ALLOWED:
-                        response.headers.add("Allow", ALLOW)
-                    return self._respond(leg, response)
-                case _:
-                    return self._relay_request(leg, request, now)
+            if request.method == "UPDATE" and not request.body:
+                return refresh + self._answer_refresh(leg, request)
+            return refresh + self._on_request(leg, session, request, now)
         except DialogError as error:
             code: int = error.status_hint or StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
             return self._respond(leg, make_response(request, code, error.reason))
@@ -552,6 +553,44 @@ class Call:
         except LocalProtocolError:
             self.log.exception("in_dialog_request_failed", method=request.method)
             return self._respond(leg, make_response(request, StatusCode.SERVER_INTERNAL_ERROR))
+
+    def _answer_refresh(self, leg: _Leg, request: Request) -> list[CallAction]:
+        """An UPDATE without a body only refreshes its session (RFC 4028 section 7): it is
+        answered here, with our session timer, not relayed."""
+        dialog = leg.session.dialog
+        if dialog is None or leg.terminated:
+            raise DialogError("Call/Transaction Does Not Exist", status_hint=481)
+        dialog.on_request(request)
+        response = make_response(request, StatusCode.OK)
+        if leg is self.a and self.session_timer is not None:
+            for name, value in self.session_timer.headers():
+                response.headers.add(name, value)
+        return self._respond(leg, response)
+
+    def _on_request(
+        self,
+        leg: _Leg,
+        session: UasInviteSession | UacInviteSession,
+        request: Request,
+        now: float,
+    ) -> list[CallAction]:
+        match request.method:
+            case "BYE":
+                return self._run(leg, session.on_bye(request, now), now)
+            case "INVITE":
+                return self._run(leg, session.on_reinvite(request, now), now)
+            case method if method in NOT_RELAYED:
+                status = (
+                    StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
+                    if method == "PRACK"
+                    else StatusCode.METHOD_NOT_ALLOWED
+                )
+                response = make_response(request, status)
+                if status == StatusCode.METHOD_NOT_ALLOWED:
+                    response.headers.add("Allow", ALLOW)
+                return self._respond(leg, response)
+            case _:
+                return self._relay_request(leg, request, now)
 
     def on_ack(self, leg_index: int, ack: Request, now: float) -> list[CallAction]:
         leg = self.legs[leg_index]
@@ -577,6 +616,8 @@ class Call:
                 self._disposition = Disposition.NO_ANSWER
                 actions = self._hang_up_callees(now)
                 return actions + self._reject_caller(StatusCode.TEMPORARILY_UNAVAILABLE, now)
+            case CallTimer.SESSION_TIMER:
+                return self._session_timer_due(now)
             case CallTimer.CANCEL_TIMEOUT:
                 session = leg.session
                 if leg.terminated or not isinstance(session, UacInviteSession):
@@ -589,6 +630,24 @@ class Call:
                 if name is SessionTimer.ACK_TIMEOUT and not self.end_reason:
                     self.end_reason = ("caller" if leg is self.a else "callee") + " never ACKed"
                 return self._run(leg, leg.session.on_timer(name, now), now)
+
+    def _session_timer_due(self, now: float) -> list[CallAction]:
+        """RFC 4028 section 10: as refresher, send an UPDATE (no body) to the caller; as
+        the other side, the caller stopped refreshing: the session is over."""
+        timer = self.session_timer
+        dialog = self.a.session.dialog
+        if timer is None or self.is_ended or dialog is None or self.a.terminated:
+            return []
+        if timer.refresher is Refresher.UAC:
+            self.log.info("session_expired", interval=timer.interval)
+            return self._hang_up_all("session expired", now)
+        update = dialog.new_request(
+            "UPDATE",
+            branch=self._ids.new_branch(),
+            local_address=self.context.local(self.a.peer),
+            extra_headers=timer.headers(),
+        )
+        return [SendInLeg(CALLER, update, self.a.peer, Purpose.REFRESH), *self._refreshed(now)]
 
     def on_rtp_timeout(self, idle_for: float, now: float) -> list[CallAction]:
         """No RTP from either side for a while: the call is dead unless a side put it on
@@ -743,7 +802,14 @@ class Call:
         if not a_session.has_offer:
             self._owed_ack = leg  # the 2xx made the offer: the caller's ACK has the answer
         out += self._run(self.a, a_session.answer(presented, now), now)
-        return out
+        return out + self._refreshed(now)
+
+    def _refreshed(self, now: float) -> list[CallAction]:
+        """The caller's session was (re)established or refreshed: time the next step."""
+        timer = self.session_timer
+        if timer is None or self.is_ended:
+            return []
+        return [Arm(CALLER, CallTimer.SESSION_TIMER, timer.next_deadline(now))]
 
     def _refuse_answer(self, leg: _Leg, reason: str, now: float) -> list[CallAction]:
         """A callee answered with no usable SDP: 502 to the caller, BYE to that callee,
