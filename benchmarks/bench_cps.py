@@ -30,25 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from calls import procs
-from calls.procs import BenchError, System
+from calls.procs import System
 from calls.setup import Inputs, write_inputs
-from register.procfs import core_busy_seconds
 
-RESULTS: Final = Path(__file__).resolve().parent / "results"
 SECONDS_PER_RUN: Final = 10  # -m = rate * this
 HOLD_MS: Final = 1000
 MIN_RATE_RATIO: Final = 0.97
@@ -94,61 +89,41 @@ class Run:
 
 
 def judge(run: Run, sut_exit: int | None) -> None:
-    faults: dict[str, str] = {}
-    if sut_exit is not None:
-        faults["SUT exited"] = f"the system under test exited ({sut_exit}) during the run"
-    if run.successful != run.calls or run.failed:
-        faults["failed calls"] = f"{run.calls - run.successful} of {run.calls} calls failed"
-    if run.achieved < MIN_RATE_RATIO * run.target:
-        faults["rate < 97%"] = f"rate {run.achieved:.0f} < 97% of {run.target}"
-    if run.sipp_exit != 0 and not faults:
-        faults["SIPp exit"] = f"SIPp exit code {run.sipp_exit}"
-    run.passed = not faults
-    run.faults = list(faults)
-    run.why_not = "; ".join(faults.values())
-
-
-def children_cpu() -> float:
-    usage = os.times()
-    return usage.children_user + usage.children_system
+    failed = run.calls - run.successful
+    checks: list[common.Check] = [
+        (
+            sut_exit is not None,
+            "SUT exited",
+            f"the system under test exited ({sut_exit}) during the run",
+        ),
+        (bool(failed or run.failed), "failed calls", f"{failed} of {run.calls} calls failed"),
+        common.rate_check(run.achieved, run.target, MIN_RATE_RATIO),
+    ]
+    common.judge_checks(run, checks, run.sipp_exit)
 
 
 def measure(system: System, rate: int, inputs: Inputs, workdir: Path, quiet_wait: float) -> Run:
-    busy_before = procs.wait_for_quiet(quiet_wait)
+    busy_before = common.wait_for_quiet(quiet_wait)
     calls = rate * SECONDS_PER_RUN
     nominal = calls / rate + HOLD_MS / 1000
     rundir = workdir / f"{system}-{rate}"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir()
-    if system == "b2bua":
-        sut = procs.start_b2bua(inputs, rundir)
-    else:
-        sut = procs.start_sippy(rundir, procs.free_udp_port())
+    sut = procs.start_sut(system, inputs, rundir)
     callee: procs.Sipp | None = None
     caller: procs.Sipp | None = None
     try:
         callee = procs.start_callee(sut, inputs, rundir, stay_s=nominal + 40)
         procs.wait_registered(sut, callee, inputs.callees)
         time.sleep(0.3)
-        cpu0, busy0, children0 = sut.cpu_seconds(), core_busy_seconds(), children_cpu()
-        wall0 = time.monotonic()
+        window = common.CpuWindow(sut.process)
         command = procs.caller_command(
             sut, inputs, rate=rate, calls=calls, limit=min(MAX_LIMIT, max(4 * rate, 200)),
             hold_ms=HOLD_MS, timeout_s=nominal + 30,
         )  # fmt: skip
         caller = procs.start_sipp("caller", rundir, command, nominal + 30)
         sipp_exit = procs.wait_sipp(caller)
-        sipp_cpu = children_cpu() - children0  # the caller only: reaped, the callee not yet
-        wall = time.monotonic() - wall0
-        busy1 = core_busy_seconds()
-        died = sut.process.poll()
-        sut_cpu = 0.0 if died is not None else sut.cpu_seconds() - cpu0
+        usage = window.close()  # SIPp's CPU: the caller only (reaped, the callee not yet)
     finally:
-        if callee is not None:
-            procs.stop(callee.process, 3)
-        procs.stop(sut.process)
-    busy = {core: busy1[core] - busy0[core] for core in busy1}
+        procs.stop_all(sut, caller, callee)
     totals = procs.caller_totals(caller)
     run = Run(
         system=system,
@@ -159,20 +134,20 @@ def measure(system: System, rate: int, inputs: Inputs, workdir: Path, quiet_wait
         failed=totals.failed,
         retransmissions=totals.retransmissions,
         sipp_exit=sipp_exit,
-        sut_cpu_s=round(sut_cpu, 2),
-        sut_cpu_share=round(sut_cpu / wall, 3),
-        wall_s=round(wall, 2),
+        sut_cpu_s=usage.sut_cpu_s,
+        sut_cpu_share=usage.sut_cpu_share,
+        wall_s=usage.wall_s,
         setup_ms=totals.setup_ms,
-        sipp_cpu_s=round(sipp_cpu, 2),
-        other_busy_s=round(max(0.0, sum(busy.values()) - sut_cpu - sipp_cpu), 2),
-        other_on_sut_core_s=round(max(0.0, busy.get(procs.SUT_CORE, 0.0) - sut_cpu), 2),
+        sipp_cpu_s=usage.sipp_cpu_s,
+        other_busy_s=usage.other_busy_s,
+        other_on_sut_core_s=usage.other_on_sut_core_s,
         busy_before=busy_before,
         failure_kinds=totals.failure_kinds,
         sut_log=sut.log_lines(),
         caller_errors=procs.error_lines(caller),
         callee_errors=procs.error_lines(callee) if callee is not None else [],
     )
-    judge(run, died)
+    judge(run, usage.sut_exit)
     return run
 
 
@@ -236,7 +211,7 @@ def campaign(
             failing = [
                 system
                 for system in systems
-                if not majority(runs[system][candidate[system]])
+                if not common.majority(runs[system][candidate[system]])
                 and candidate[system] - step[system] in runs[system]
             ]
             if not failing:
@@ -250,17 +225,13 @@ def campaign(
     return runs
 
 
-def majority(runs: list[Run]) -> bool:
-    return sum(r.passed for r in runs) * 2 > len(runs)
-
-
 def median_run(runs: list[Run]) -> dict[str, Any]:
     return {
         "system": runs[0].system,
         "target": runs[0].target,
         "runs": len(runs),
         "passed_runs": sum(r.passed for r in runs),
-        "passed": majority(runs),
+        "passed": common.majority(runs),
         "achieved": statistics.median(r.achieved for r in runs),
         "failed": statistics.median(r.calls - r.successful for r in runs),
         "retransmissions": statistics.median(r.retransmissions for r in runs),
@@ -270,27 +241,21 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "setup_p50_ms": statistics.median(r.setup_ms.get("p50", -1) for r in runs),
         "setup_p99_ms": statistics.median(r.setup_ms.get("p99", -1) for r in runs),
         "other_busy_s": statistics.median(r.other_busy_s for r in runs),
-        "faults": {
-            fault: sum(fault in r.faults for r in runs)
-            for fault in sorted({f for r in runs for f in r.faults})
-        },
+        "faults": common.fault_counts(runs),
     }
 
 
 def table(summary: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| system | target (calls/s) | achieved | failed | SIPp retrans | setup p50 / p99 (ms) "
-        "| CPU / wall | CPU per call (ms) | runs passed | result |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = common.table_head(
+        "system", "target (calls/s)", "achieved", "failed", "SIPp retrans",
+        "setup p50 / p99 (ms)", "CPU / wall", "CPU per call (ms)", "runs passed", "result",
+    )  # fmt: skip
     for s in summary:
-        faults = ", ".join(f"{f} ({n}/{s['runs']})" for f, n in s["faults"].items())
-        result = ("pass" if s["passed"] else "fail") + (f": {faults}" if faults else "")
         lines.append(
             f"| {s['system']} | {s['target']} | {s['achieved']:.0f} | {s['failed']:.0f} "
             f"| {s['retransmissions']:.0f} | {s['setup_p50_ms']:.0f} / {s['setup_p99_ms']:.0f} "
             f"| {s['sut_cpu_share']:.0%} | {s['cpu_ms_per_call']:.2f} "
-            f"| {s['passed_runs']}/{s['runs']} | {result} |"
+            f"| {s['passed_runs']}/{s['runs']} | {common.result_cell(s)} |"
         )
     return lines
 
@@ -315,29 +280,16 @@ def build_result(
             "cpu_share": top["sut_cpu_share"] if top else None,
         }
     ours, ref = best.get("b2bua", {}), best.get("sippy", {})
-    ratio = (
-        round(ours["highest_passing_rate"] / ref["highest_passing_rate"], 2)
-        if ours.get("highest_passing_rate") and ref.get("highest_passing_rate")
-        else None
-    )
-    cpu_ratio = (
-        round(ref["cpu_ms_per_call"] / ours["cpu_ms_per_call"], 2)
-        if ours.get("cpu_ms_per_call") and ref.get("cpu_ms_per_call")
-        else None
-    )
-    return {
-        "benchmark": "cps",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        **procs.machine_info(),
-        "sipp": procs.sipp_version(),
-        "sippy": procs.SIPPY_VERSION,
+    ratio = common.ratio(ours.get("highest_passing_rate"), ref.get("highest_passing_rate"), 2)
+    cpu_ratio = common.ratio(ref.get("cpu_ms_per_call"), ours.get("cpu_ms_per_call"), 2)
+    return procs.calls_result_head("cps", sippy=True) | {
         "call": "cps_uac.xml: INVITE+SDP, 100, 180, 200, ACK, 1 s hold, BYE, 200; callee "
         "rings 20 ms (cps_uas_answer.xml)",
         "b2bua_route": f"public number -> registered extension ({inputs.callees} callees, "
         "digest REGISTER), two RTP port pairs and SDP rewrite per call",
         "sippy_route": "static route (-s) to a SIPp UAS; SDP passed through, no RTP proxy",
         "calls_per_run": f"rate * {SECONDS_PER_RUN}",
-        "pinning": {"load_core": procs.LOAD_CORE, "sut_core": procs.SUT_CORE},
+        "pinning": {"load_core": common.LOAD_CORE, "sut_core": common.SUT_CORE},
         "pass_rule": "every call succeeds, achieved >= 97% of target (first to last 200 OK); "
         "a rate passes when most of its runs pass, its figures are the medians",
         "commands": commands,
@@ -354,7 +306,7 @@ def build_result(
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="one low rate each (smoke check)")
     parser.add_argument("--systems", default="b2bua,sippy", help="comma-separated")
     parser.add_argument("--b2bua-start", type=int, default=START["b2bua"])
@@ -369,13 +321,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    systems: list[System] = [s for s in ("b2bua", "sippy") if s in args.systems.split(",")]
-    procs.check_tools(sippy="sippy" in systems)
-    signal.signal(signal.SIGTERM, procs.on_sigterm)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-cps-"))
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    systems = procs.systems_to_run(args.systems)
+    load_before = common.load_average()
     started = time.monotonic()
-    try:
+    with common.work_directory("bench-cps-", keep=args.keep) as workdir:
         inputs = write_inputs(workdir, CALLEES)
         if args.quick:
             runs: dict[System, dict[int, list[Run]]] = {}
@@ -396,14 +345,6 @@ def main() -> int:
             for r in [max(runs[s])]
             for kind in ("caller", "callee")
         }
-    except procs.TerminatedError:
-        print("terminated: every process stopped", file=sys.stderr)
-        return 143
-    finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     commands["sippy"] = (
         "SIPLOG_BEND=none taskset -c 1 benchmarks/build/venv-sippy/bin/b2bua_radius "
         "-f -u -A 0 -l 127.0.0.1 -p PORT -s 127.0.0.1:CALLEE_PORT"
@@ -415,8 +356,7 @@ def main() -> int:
     result = build_result(runs, args, inputs, load_before, commands)
     result["duration_s"] = round(time.monotonic() - started, 1)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "cps.json").write_text(json.dumps(result, indent=2) + "\n")
+        common.write_result("cps", result)
     print("\n".join(table(result["summary"])))
     print(
         f"\nhighest passing rate: {json.dumps(result['best'])}; ratio b2bua/sippy "
@@ -429,8 +369,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except BenchError as exc:
-        print(f"bench_cps: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    common.run_main(main, "bench_cps")

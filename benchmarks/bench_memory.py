@@ -24,24 +24,19 @@ Run: ``make bench-memory`` (or ``python benchmarks/bench_memory.py [--calls N]``
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from calls import procs
-from calls.procs import BenchError, System
+from calls.procs import System
 from calls.setup import Inputs, callees_for, write_inputs
 
-RESULTS: Final = Path(__file__).resolve().parent / "results"
 SETUP_RATE: Final = 200
 SETTLE_S: Final = 2.0
 CYCLES: Final = 2
@@ -87,27 +82,6 @@ def b2bua_leftovers(sut: procs.Sut) -> dict[str, Any]:
     }
 
 
-def wait_answered(sut: procs.Sut, caller: procs.Sipp, calls: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while procs.established_calls(caller) < calls:
-        if caller.process.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(
-                f"{procs.established_calls(caller)} of {calls} calls set up; caller errors: "
-                f"{procs.error_lines(caller)}; {sut.system}: {sut.log_lines()}"
-            )
-        time.sleep(0.25)
-    if sut.system == "b2bua":
-        while True:
-            listed = sut.get_status()["calls"]["list"]
-            answered = sum(1 for c in listed if c["state"] == "answered")
-            if answered >= calls:
-                break
-            if time.monotonic() > deadline:
-                raise BenchError(f"the switch lists {answered} of {calls} calls answered")
-            time.sleep(0.25)
-    return procs.established_calls(caller)
-
-
 def wait_transactions_gone(sut: procs.Sut) -> None:
     """Between cycles: let the finished calls' transactions expire (Timer J and the
     Accepted state keep them up to 64*T1 = 32 s), so that the next cycle shows whether
@@ -122,16 +96,10 @@ def wait_transactions_gone(sut: procs.Sut) -> None:
 
 def measure(system: System, calls: int, inputs: Inputs, workdir: Path) -> Measurement:
     rundir = workdir / f"{system}-{calls}"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir()
     setup_s = calls / SETUP_RATE
     hold_s = setup_s + 8  # every call is up before the first one ends
     stay_s = CYCLES * (2 * setup_s + hold_s + TRANSACTION_LINGER_S + 40) + 30
-    if system == "b2bua":
-        sut = procs.start_b2bua(inputs, rundir)
-    else:
-        sut = procs.start_sippy(rundir, procs.free_udp_port())
+    sut = procs.start_sut(system, inputs, rundir)
     callee: procs.Sipp | None = None
     caller: procs.Sipp | None = None
     cycles: list[Cycle] = []
@@ -139,16 +107,17 @@ def measure(system: System, calls: int, inputs: Inputs, workdir: Path) -> Measur
         callee = procs.start_callee(sut, inputs, rundir, stay_s=stay_s)
         procs.wait_registered(sut, callee, inputs.callees)
         time.sleep(SETTLE_S)
-        idle, idle_fds = procs.vm_rss_kib(sut.pid), procs.open_fds(sut.pid)
+        idle, idle_fds = common.vm_rss_kib(sut.pid), common.open_fds(sut.pid)
         for cycle in range(CYCLES):
             command = procs.caller_command(
                 sut, inputs, rate=SETUP_RATE, calls=calls, limit=calls,
                 hold_ms=int(hold_s * 1000), timeout_s=2 * setup_s + hold_s + 30, counts=True,
             )  # fmt: skip
             caller = procs.start_sipp(f"caller-{cycle}", rundir, command, 2 * setup_s + hold_s + 30)
-            established = wait_answered(sut, caller, calls, setup_s + 30)
+            procs.wait_answered(sut, caller, calls, setup_s + 30)
+            established = procs.established_calls(caller)
             time.sleep(SETTLE_S)
-            rss, fds = procs.vm_rss_kib(sut.pid), procs.open_fds(sut.pid)
+            rss, fds = common.vm_rss_kib(sut.pid), common.open_fds(sut.pid)
             procs.wait_sipp(caller)
             time.sleep(SETTLE_S)
             if sut.system == "b2bua" or cycle < CYCLES - 1:
@@ -159,7 +128,7 @@ def measure(system: System, calls: int, inputs: Inputs, workdir: Path) -> Measur
                     established=established,
                     rss_kib=rss,
                     fds=fds,
-                    rss_after_kib=procs.vm_rss_kib(sut.pid),
+                    rss_after_kib=common.vm_rss_kib(sut.pid),
                     calls_failed=calls - totals.successful,
                     status_after=b2bua_leftovers(sut) if system == "b2bua" else {},
                 )
@@ -173,19 +142,15 @@ def measure(system: System, calls: int, inputs: Inputs, workdir: Path) -> Measur
                 flush=True,
             )
     finally:
-        for sipp in (caller, callee):
-            if sipp is not None:
-                procs.stop(sipp.process, 3)
-        procs.stop(sut.process)
+        procs.stop_all(sut, caller, callee)
     return Measurement(system, calls, idle, idle_fds, cycles, sut.log_lines())
 
 
 def table(measurements: list[Measurement]) -> list[str]:
-    lines = [
-        "| system | calls | idle RSS (MiB) | RSS with calls, cycle 1 / 2 (MiB) "
-        "| per call, cycle 1 / 2 (KiB) | RSS after hang-up, cycle 1 / 2 (MiB) | failed calls |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = common.table_head(
+        "system", "calls", "idle RSS (MiB)", "RSS with calls, cycle 1 / 2 (MiB)",
+        "per call, cycle 1 / 2 (KiB)", "RSS after hang-up, cycle 1 / 2 (MiB)", "failed calls",
+    )  # fmt: skip
     for m in measurements:
         c1, c2 = m.cycles[0], m.cycles[-1]
         lines.append(
@@ -199,7 +164,7 @@ def table(measurements: list[Measurement]) -> list[str]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = common.argument_parser(__doc__)
     parser.add_argument(
         "--calls", type=lambda s: [int(x) for x in s.split(",")], default=[1000],
         help="established calls, comma-separated",
@@ -211,32 +176,16 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    systems: list[System] = [s for s in ("b2bua", "sippy") if s in args.systems.split(",")]
-    procs.check_tools(sippy="sippy" in systems)
-    signal.signal(signal.SIGTERM, procs.on_sigterm)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    systems = procs.systems_to_run(args.systems)
     started = time.monotonic()
     measurements: list[Measurement] = []
-    try:
+    with common.work_directory("bench-memory-", keep=args.keep) as workdir:
         inputs = write_inputs(workdir, callees_for(max(args.calls)))
         for calls in args.calls:
             measurements.extend(measure(system, calls, inputs, workdir) for system in systems)
-    except procs.TerminatedError:
-        print("terminated: every process stopped", file=sys.stderr)
-        return 143
-    finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     ours = [m for m in measurements if m.system == "b2bua"]
     worst = max((m.kib_per_call for m in ours), default=None)
-    result = {
-        "benchmark": "memory",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        **procs.machine_info(),
-        "sipp": procs.sipp_version(),
-        "sippy": procs.SIPPY_VERSION,
+    result = procs.calls_result_head("memory", sippy=True) | {
         "method": "VmRSS of the system under test (pinned to core 1): idle with the callees "
         "registered, then with N established calls (2 s after the last ACK), per call = "
         "(with - idle) / N; two cycles of N calls in the same process",
@@ -255,16 +204,11 @@ def main() -> int:
         ],
         "duration_s": round(time.monotonic() - started, 1),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "memory.json").write_text(json.dumps(result, indent=2) + "\n")
+    common.write_result("memory", result)
     print("\n".join(table(measurements)))
     print(f"\nb2bua: {worst} KiB per call at most (target <= {TARGET_KB:g} KB)")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except BenchError as exc:
-        print(f"bench_memory: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    common.run_main(main, "bench_memory")

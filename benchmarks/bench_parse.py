@@ -9,22 +9,18 @@ Run: `make bench-parse` (or `python benchmarks/bench_parse.py [--quick]`).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import timeit
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import result_head, write_result
 from messages import INVITE, OK_200
 
 from b2bua.sip.message import Request, Response
 from b2bua.sip.parser import parse_message
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def ours_parse(data: bytes) -> Callable[[], object]:
@@ -98,17 +94,12 @@ def main() -> int:
                     "sipmessage_us": round(min(theirs_t), 2) if theirs_t else None,
                 }
             )
-    result = {
-        "benchmark": "parse",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+    result = result_head("parse") | {
         "reads": "Via (all), From tag, To tag, Call-ID, CSeq, Contact",
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
     if not args.quick:
-        (RESULTS / "parse.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_result("parse", result)
     print("| message | bytes | operation | b2bua (us) | sipmessage (us) | ratio |")
     print("|---|---|---|---|---|---|")
     for r in rows:

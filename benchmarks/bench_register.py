@@ -20,35 +20,21 @@ Run: `make bench-register` (or `python benchmarks/bench_register.py [--quick]`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import platform
-import resource
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from register.generate import make_users, write_inputs
-from register.procfs import core_busy_seconds, process_cpu_seconds
 from register.sipp_stats import SippTotals, read_totals
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-RESULTS: Final = Path(__file__).resolve().parent / "results"
-SCENARIO: Final = ROOT / "sipp-scenarios" / "uac_register_digest.xml"
-SWITCH: Final = ROOT / ".venv" / "bin" / "b2bua"
+SCENARIO: Final = common.ROOT / "sipp-scenarios" / "uac_register_digest.xml"
 
 RATES: Final = (300, 500, 700, 900, 1100, 1300)
 SECONDS_PER_RUN: Final = 10  # -m = rate * this
@@ -63,17 +49,10 @@ MAX_RETRANS_RATIO: Final = 0.01
 TRANSACTIONS_PER_REGISTRATION: Final = 2
 TARGET_TRANSACTIONS: Final = 3000  # the issue: ">= 3,000 REGISTER-with-digest tx/s"
 
-SWITCH_CORE: Final = 1
-SIPP_CORE: Final = 0
+SWITCH_CORE: Final = common.SUT_CORE
+SIPP_CORE: Final = common.LOAD_CORE
 READY_TIMEOUT: Final = 20.0
-STOP_TIMEOUT: Final = 10.0
 SIPP_GRACE: Final = 20.0  # SIPp's -timeout beyond the run's nominal length
-OUTER_GRACE: Final = 15.0  # past SIPp's own -timeout, it is killed by PID
-QUIET_CORES: Final = 0.25  # "quiet": less than a quarter of a core busy before a run
-
-
-class BenchError(RuntimeError):
-    """The bench itself could not run (a tool missing, the switch did not start)."""
 
 
 @dataclass
@@ -105,110 +84,31 @@ class Run:
 
 
 def judge(run: Run, switch_exit: int | None) -> None:
-    faults: dict[str, str] = {}
-    if switch_exit is not None:
-        faults["switch exited"] = f"the switch exited ({switch_exit}) during the run"
-    if run.successful != run.registrations or run.failed:
-        faults["failures"] = f"{run.registrations - run.successful} not registered"
-    if run.achieved < MIN_RATE_RATIO * run.target:
-        faults["rate < 97%"] = f"rate {run.achieved:.0f} < 97% of {run.target}"
-    if run.retransmissions >= MAX_RETRANS_RATIO * TRANSACTIONS_PER_REGISTRATION * run.registrations:
-        faults["retrans >= 1%"] = f"{run.retransmissions} retransmissions >= 1%"
-    if run.sipp_exit != 0 and not faults:
-        faults["SIPp exit"] = f"SIPp exit code {run.sipp_exit}"
-    run.passed = not faults
-    run.faults = list(faults)
-    run.why_not = "; ".join(faults.values())
+    failed = run.registrations - run.successful
+    sent = TRANSACTIONS_PER_REGISTRATION * run.registrations
+    retransmissions = f"{run.retransmissions} retransmissions >= 1%"
+    checks: list[common.Check] = [
+        (
+            switch_exit is not None,
+            "switch exited",
+            f"the switch exited ({switch_exit}) during the run",
+        ),
+        (bool(failed or run.failed), "failures", f"{failed} not registered"),
+        common.rate_check(run.achieved, run.target, MIN_RATE_RATIO),
+        (run.retransmissions >= MAX_RETRANS_RATIO * sent, "retrans >= 1%", retransmissions),
+    ]
+    common.judge_checks(run, checks, run.sipp_exit)
 
 
-# -- processes: every one is started here, stopped here, by PID
+# -- processes: every one is started here, stopped here, by PID (see common)
 
 
-class _TerminatedError(Exception):
-    pass
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _TerminatedError  # unwinds through the finally blocks that stop the processes
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def free_udp_pair() -> int:
-    """P with P and P+2 free (SIPp's -mp binds both)."""
-    for _ in range(50):
-        port = free_udp_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 2))
-            except OSError:
-                continue
-            return port
-    raise BenchError("no free UDP port pair")
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int | None:
-    """SIGTERM, then SIGKILL after ``timeout``; by PID. Returns the exit code."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            return process.wait(5)
-    return process.returncode
-
-
-@dataclass
-class Switch:
-    process: subprocess.Popen[bytes]
-    port: int
-    stderr_path: Path
-    data_dir: Path
-
-
-def start_switch(config: Path, workdir: Path, transport: str) -> Switch:
-    data_dir = workdir / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir()
-    ready = workdir / "ready.json"
-    ready.unlink(missing_ok=True)
-    stderr_path = workdir / "switch.stderr"
-    command = [
-        "taskset", "-c", str(SWITCH_CORE), str(SWITCH), "run",
-        "--config", str(config), "--listen", f"{transport}:127.0.0.1:0",
-        "--data-dir", str(data_dir), "--ready-file", str(ready), "--log-format", "json",
-    ]  # fmt: skip
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=subprocess.STDOUT, cwd=workdir
-        )
-    deadline = time.monotonic() + READY_TIMEOUT
-    try:
-        while not ready.exists():
-            if process.poll() is not None:
-                raise BenchError(
-                    f"the switch exited ({process.returncode}): {stderr_path.read_text()[-2000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise BenchError(f"no ready file after {READY_TIMEOUT} s")
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
-        port = int(str(info["listen"][0]).rsplit(":", 1)[1])
-        if os.sched_getaffinity(process.pid) != {SWITCH_CORE}:
-            raise BenchError(f"the switch is not pinned to core {SWITCH_CORE}")
-    except BaseException:
-        stop(process)
-        raise
-    return Switch(process, port, stderr_path, data_dir)
+def start_register_switch(config: Path, workdir: Path, transport: str) -> common.Switch:
+    """The switch on the generated config, listening on ``transport``, pinned to core 1."""
+    return common.start_switch(
+        config, workdir, workdir / "switch.stderr", listen=f"{transport}:127.0.0.1:0",
+        ready_timeout=READY_TIMEOUT,
+    )  # fmt: skip
 
 
 def count_bindings(data_dir: Path) -> int | None:
@@ -226,74 +126,29 @@ def count_bindings(data_dir: Path) -> int | None:
     return int(row[0])
 
 
-def log_lines(path: Path, limit: int = 5) -> list[str]:
-    """The switch's log lines (warnings and errors only: the config says level=warning)."""
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
-
-
 def run_sipp(
     target: int, registrations: int, port: int, users_csv: Path, workdir: Path, *, transport: str
-) -> tuple[SippTotals, int | None, float]:
-    """One SIPp run pinned to SIPP_CORE; returns its totals, exit code and CPU seconds."""
+) -> tuple[SippTotals, int | None]:
+    """One SIPp run pinned to SIPP_CORE; returns its totals and exit code."""
     stat_file = workdir / f"stat-{target}.csv"
     stat_file.unlink(missing_ok=True)
     nominal = registrations / target
     sipp_timeout = int(nominal + SIPP_GRACE)
-    command = [
-        "taskset", "-c", str(SIPP_CORE), "sipp", f"127.0.0.1:{port}",
+    extra = [
         "-sf", str(SCENARIO), "-inf", str(users_csv), "-t", transport[0] + "1",
-        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_pair()),
-        "-cp", str(free_udp_port()),
         "-r", str(target), "-rp", "1000",
         # Concurrent registrations allowed: 3 s worth, so the limit itself never throttles
         # a switch that keeps up (a registration takes about a millisecond here).
         "-l", str(max(3 * target, 100)),
         "-m", str(registrations),
-        "-timeout", f"{sipp_timeout}s", "-timeout_error", "-nd", "-nostdin",
-        "-trace_stat", "-stf", str(stat_file), "-fd", "1",
-        "-trace_err", "-error_file", str(workdir / f"errors-{target}.log"),
+        "-stf", str(stat_file), "-error_file", str(workdir / f"errors-{target}.log"),
     ]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=workdir,
+    command = common.sipp_command(
+        port, port=common.free_udp_port(), extra=extra, timeout_s=sipp_timeout
     )
-    try:
-        exit_code: int | None = process.wait(sipp_timeout + OUTER_GRACE)
-    except subprocess.TimeoutExpired:
-        exit_code = None
-    finally:
-        if process.poll() is None:
-            stop(process, 2)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return read_totals(stat_file), exit_code, cpu
-
-
-def busy_cores(seconds: float = 1.0) -> float:
-    """How many cores' worth of work ran on the machine over ``seconds`` (0 to 2 here)."""
-    before = core_busy_seconds()
-    time.sleep(seconds)
-    after = core_busy_seconds()
-    return sum(after.values()) - sum(before.values())
-
-
-def wait_for_quiet(max_wait: float) -> float:
-    """Other engineers' work shares this 2-core machine: before a timed run, wait (up to
-    ``max_wait`` s) until less than QUIET_CORES of a core is busy. Returns the last sample."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        busy = busy_cores()
-        if busy < QUIET_CORES or time.monotonic() >= deadline:
-            if busy >= QUIET_CORES:
-                print(
-                    f"  (machine still busy: {busy:.2f} cores; measuring anyway)", file=sys.stderr
-                )
-            return round(busy, 2)
+    process = common.popen(command, workdir, None)
+    exit_code = common.wait_or_stop(process, sipp_timeout + common.OUTER_GRACE)
+    return read_totals(stat_file), exit_code
 
 
 def measure(
@@ -306,23 +161,17 @@ def measure(
     transport: str = "udp",
     quiet_wait: float = 0.0,
 ) -> Run:
-    busy_before = wait_for_quiet(quiet_wait)
-    switch = start_switch(config, workdir, transport)
+    busy_before = common.wait_for_quiet(quiet_wait)
+    switch = start_register_switch(config, workdir, transport)
     try:
         time.sleep(0.5)  # let start-up work (GC freeze, store open) settle
-        cpu0 = process_cpu_seconds(switch.process.pid)
-        busy0 = core_busy_seconds()
-        wall0 = time.monotonic()
-        totals, exit_code, sipp_cpu = run_sipp(
+        window = common.CpuWindow(switch.process)
+        totals, exit_code = run_sipp(
             target, registrations, switch.port, users_csv, workdir, transport=transport
         )
-        wall = time.monotonic() - wall0
-        busy1 = core_busy_seconds()
-        died = switch.process.poll()
-        switch_cpu = 0.0 if died is not None else process_cpu_seconds(switch.process.pid) - cpu0
+        usage = window.close()
     finally:
-        stop(switch.process)
-    busy = {core: busy1[core] - busy0[core] for core in busy1}
+        common.stop(switch.process)
     run = Run(
         target=target,
         registrations=registrations,
@@ -331,18 +180,18 @@ def measure(
         failed=totals.failed,
         retransmissions=totals.retransmissions,
         sipp_exit=exit_code,
-        switch_cpu_s=round(switch_cpu, 2),
-        sipp_cpu_s=round(sipp_cpu, 2),
-        switch_cpu_share=round(switch_cpu / wall, 3),
-        other_busy_s=round(max(0.0, sum(busy.values()) - switch_cpu - sipp_cpu), 2),
-        other_on_switch_core_s=round(max(0.0, busy.get(SWITCH_CORE, 0.0) - switch_cpu), 2),
+        switch_cpu_s=usage.sut_cpu_s,
+        sipp_cpu_s=usage.sipp_cpu_s,
+        switch_cpu_share=usage.sut_cpu_share,
+        other_busy_s=usage.other_busy_s,
+        other_on_switch_core_s=usage.other_on_sut_core_s,
         busy_before=busy_before,
-        wall_s=round(wall, 2),
+        wall_s=usage.wall_s,
         bindings_stored=count_bindings(switch.data_dir),
         failure_kinds=totals.failure_kinds,
-        switch_log=log_lines(switch.stderr_path),
+        switch_log=common.log_head(switch.log, 5),
     )
-    judge(run, died)
+    judge(run, usage.sut_exit)
     return run
 
 
@@ -355,7 +204,7 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "target": runs[0].target,
         "runs": len(runs),
         "passed_runs": sum(r.passed for r in runs),
-        "passed": sum(r.passed for r in runs) * 2 > len(runs),
+        "passed": common.majority(runs),
         "achieved": statistics.median(r.achieved for r in runs),
         "failed": statistics.median(r.registrations - r.successful for r in runs),
         "retransmissions": statistics.median(r.retransmissions for r in runs),
@@ -367,10 +216,7 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "sipp_cpu_s": statistics.median(r.sipp_cpu_s for r in runs),
         "other_busy_s": statistics.median(r.other_busy_s for r in runs),
         "other_on_switch_core_s": statistics.median(r.other_on_switch_core_s for r in runs),
-        "faults": {
-            fault: sum(fault in r.faults for r in runs)
-            for fault in sorted({f for r in runs for f in r.faults})
-        },
+        "faults": common.fault_counts(runs),
     }
 
 
@@ -446,38 +292,24 @@ def campaign(
     return runs
 
 
-def sipp_version() -> str:
-    try:
-        out = subprocess.run(
-            ["sipp", "-v"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    for line in (out.stdout + out.stderr).splitlines():
-        if "SIPp v" in line:
-            return line.strip().split(" ")[1].rstrip(".,-")
-    return "unknown"
-
-
 def table(summary: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| target (reg/s) | achieved (reg/s) | REGISTER tx/s | failed | SIPp retrans "
-        "| switch CPU (s) | switch CPU / wall | CPU per registration (ms) | runs passed | result |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = common.table_head(
+        "target (reg/s)", "achieved (reg/s)", "REGISTER tx/s", "failed", "SIPp retrans",
+        "switch CPU (s)", "switch CPU / wall", "CPU per registration (ms)", "runs passed",
+        "result",
+    )  # fmt: skip
     for s in summary:
-        faults = ", ".join(f"{f} ({n}/{s['runs']})" for f, n in s["faults"].items())
-        result = ("pass" if s["passed"] else "fail") + (f": {faults}" if faults else "")
         lines.append(
             f"| {s['target']} | {s['achieved']:.0f} | {s['achieved'] * 2:.0f} | {s['failed']:.0f} "
             f"| {s['retransmissions']:.0f} | {s['switch_cpu_s']:.2f} | {s['switch_cpu_share']:.0%} "
-            f"| {s['cpu_ms_per_registration']:.3f} | {s['passed_runs']}/{s['runs']} | {result} |"
+            f"| {s['cpu_ms_per_registration']:.3f} | {s['passed_runs']}/{s['runs']} "
+            f"| {common.result_cell(s)} |"
         )
     return lines
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="one low rate (smoke check)")
     parser.add_argument("--users", type=int, default=2000, help="extensions generated")
     parser.add_argument(
@@ -497,29 +329,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def check_tools() -> None:
-    for tool in ("sipp", "taskset"):
-        if shutil.which(tool) is None:
-            raise BenchError(f"{tool} not found (make apt installs sip-tester)")
-    if not SWITCH.exists():
-        raise BenchError(f"{SWITCH} not found (make venv)")
-    if len(os.sched_getaffinity(0)) < 2:
-        raise BenchError("needs 2 cores: SIPp on core 0, the switch on core 1")
-
-
 def build_result(
     runs: dict[int, list[Run]], args: argparse.Namespace, users: int, load_before: list[float]
 ) -> dict[str, Any]:
     summary = [median_run(runs[rate]) for rate in sorted(runs)]
     passing = [s for s in summary if s["passed"]]
     best = max(passing, key=lambda s: s["target"]) if passing else None
-    return {
-        "benchmark": "register",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "sipp": sipp_version(),
-        "scenario": str(SCENARIO.relative_to(ROOT)),
+    return common.result_head("register") | {
+        "sipp": common.sipp_version(),
+        "scenario": str(SCENARIO.relative_to(common.ROOT)),
         "transport": args.transport,
         "users": users,
         "registrations_per_run": f"rate * {SECONDS_PER_RUN}",
@@ -527,7 +345,7 @@ def build_result(
         "pass_rule": "every registration succeeds, achieved >= 97% of target, "
         "SIPp retransmissions < 1% of REGISTERs sent; a rate passes when most of its runs "
         "pass, its figures are the medians",
-        "quiet_rule": f"before each run, up to --quiet-wait s for < {QUIET_CORES} core busy",
+        "quiet_rule": f"before each run, up to --quiet-wait s for < {common.QUIET_CORES} core busy",
         "load_average_before": load_before,
         "highest_passing_rate": best["target"] if best else None,
         "highest_passing_transactions_per_s": (
@@ -557,13 +375,11 @@ def report(result: dict[str, Any]) -> None:
 
 def main() -> int:
     args = parse_args()
-    check_tools()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    common.check_tools((common.SWITCH, "venv"), cores="SIPp on core 0, the switch on core 1")
     users = make_users(QUICK_USERS if args.quick else args.users)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-register-"))
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = common.load_average()
     started = time.monotonic()
-    try:
+    with common.work_directory("bench-register-", keep=args.keep) as workdir:
         config, users_csv = write_inputs(workdir, users)
         if args.quick:
             run = measure(
@@ -582,27 +398,14 @@ def main() -> int:
                 transport=args.transport,
                 quiet_wait=args.quiet_wait,
             )
-    except _TerminatedError:
-        print("terminated: every process stopped", file=sys.stderr)
-        return 143
-    finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     result = build_result(runs, args, len(users), load_before)
     result["duration_s"] = round(time.monotonic() - started, 1)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "register.json").write_text(json.dumps(result, indent=2) + "\n")
+        common.write_result("register", result)
     report(result)
     # A smoke run fails when its one low rate does not pass; a campaign reports.
     return 1 if args.quick and result["highest_passing_rate"] is None else 0
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except BenchError as exc:
-        print(f"bench_register: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    common.run_main(main, "bench_register")

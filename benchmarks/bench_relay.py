@@ -32,29 +32,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from calls import procs
-from calls.procs import BenchError
 from calls.setup import RTP_PORT_MIN, Inputs, callees_for, write_inputs
-from register.procfs import process_cpu_seconds
 
-RESULTS: Final = Path(__file__).resolve().parent / "results"
-RTPGEN: Final = procs.BENCH / "build" / "rtpgen"
-FORWARDER: Final = procs.BENCH / "uv_forwarder.py"
+RTPGEN: Final = common.BENCH / "build" / "rtpgen"
+FORWARDER: Final = common.BENCH / "uv_forwarder.py"
 Relay = Literal["b2bua", "uvloop"]
 
 MAX_LOSS: Final = 0.001
@@ -115,7 +108,7 @@ def run_generator(pairs: list[tuple[int, int]], workdir: Path, duration: float) 
     pairs_file = workdir / "pairs.txt"
     pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
     command = [
-        "taskset", "-c", str(procs.LOAD_CORE), str(RTPGEN), str(pairs_file), f"{duration:g}",
+        "taskset", "-c", str(common.LOAD_CORE), str(RTPGEN), str(pairs_file), f"{duration:g}",
         f"{WARMUP_S:g}", f"{DRAIN_S:g}", "50", "172",
     ]  # fmt: skip
     (workdir / "rtpgen-command.txt").write_text(" ".join(command) + "\n")
@@ -124,16 +117,16 @@ def run_generator(pairs: list[tuple[int, int]], workdir: Path, duration: float) 
             command, capture_output=True, text=True, timeout=duration + WARMUP_S + 30, check=False
         )
     except subprocess.TimeoutExpired as exc:  # run() kills it by PID
-        raise BenchError("rtpgen did not finish in time") from exc
+        raise common.BenchError("rtpgen did not finish in time") from exc
     if out.returncode != 0:
-        raise BenchError(f"rtpgen failed ({out.returncode}): {out.stderr[-1000:]}")
+        raise common.BenchError(f"rtpgen failed ({out.returncode}): {out.stderr[-1000:]}")
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
 def to_run(
-    relay: Relay, calls: int, duration: float, gen: dict[str, Any], *, cpu: float,
-    wall: float, busy_before: float, established: int, log: list[str],
+    relay: Relay, calls: int, duration: float, gen: dict[str, Any], *, usage: common.CpuUsage,
+    busy_before: float, established: int, log: list[str],
 ) -> Run:  # fmt: skip
     latency = gen["latency_us"]
     run = Run(
@@ -148,8 +141,8 @@ def to_run(
         sent=gen["sent"],
         received=gen["received"],
         relayed_packets=gen["total_received"],
-        relay_cpu_s=round(cpu, 2),
-        relay_cpu_share=round(cpu / wall, 3),
+        relay_cpu_s=usage.sut_cpu_s,
+        relay_cpu_share=usage.sut_cpu_share,
         generator_cpu_s=gen["generator_cpu_s"],
         send_lateness_p99_us=gen["send_lateness_us"]["p99"],
         busy_before=busy_before,
@@ -164,11 +157,8 @@ def to_run(
 def measure_b2bua(
     calls: int, duration: float, inputs: Inputs, workdir: Path, quiet_wait: float
 ) -> Run:
-    busy_before = procs.wait_for_quiet(quiet_wait)
-    rundir = workdir / f"b2bua-{calls}"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir()
+    busy_before = common.wait_for_quiet(quiet_wait)
+    rundir = common.fresh_directory(workdir / f"b2bua-{calls}")
     setup_s = calls / SETUP_RATE + 20
     hold_s = setup_s + duration + WARMUP_S + 30
     sut = procs.start_b2bua(inputs, rundir)
@@ -182,77 +172,48 @@ def measure_b2bua(
             hold_ms=int(hold_s * 1000), timeout_s=hold_s + 10, counts=True,
         )  # fmt: skip
         caller = procs.start_sipp("caller", rundir, command, hold_s + 10)
-        pairs = wait_established(sut, caller, calls, setup_s)
-        cpu0, wall0 = sut.cpu_seconds(), time.monotonic()
+        answered = procs.wait_answered(sut, caller, calls, setup_s)
+        pairs = [(int(c["media_ports"][0]), int(c["media_ports"][1])) for c in answered]
+        window = common.CpuWindow(sut.process)
         gen = run_generator(pairs, rundir, duration)
-        cpu, wall = sut.cpu_seconds() - cpu0, time.monotonic() - wall0
-        if sut.process.poll() is not None:
-            raise BenchError(f"the switch exited: {sut.log_lines()}")
+        usage = window.close()
+        if usage.sut_exit is not None:
+            raise common.BenchError(f"the switch exited: {sut.log_lines()}")
     finally:
-        for sipp in (caller, callee):
-            if sipp is not None:
-                procs.stop(sipp.process, 3)
-        procs.stop(sut.process)
+        procs.stop_all(sut, caller, callee)
     return to_run(
-        "b2bua", calls, duration, gen, cpu=cpu, wall=wall, busy_before=busy_before,
+        "b2bua", calls, duration, gen, usage=usage, busy_before=busy_before,
         established=len(pairs), log=sut.log_lines(),
     )  # fmt: skip
 
 
-def wait_established(
-    sut: procs.Sut, caller: procs.Sipp, calls: int, timeout: float
-) -> list[tuple[int, int]]:
-    """Wait until the caller has ACKed every call and the switch shows them answered;
-    return each call's relay ports (side A, side B)."""
-    deadline = time.monotonic() + timeout
-    while procs.established_calls(caller) < calls:
-        if caller.process.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(
-                f"{procs.established_calls(caller)} of {calls} calls set up; caller errors: "
-                f"{procs.error_lines(caller)}; switch: {sut.log_lines()}"
-            )
-        time.sleep(0.25)
-    while True:
-        listed = sut.get_status()["calls"]["list"]
-        answered = [c for c in listed if c["state"] == "answered"]
-        if len(answered) >= calls:
-            return [(int(c["media_ports"][0]), int(c["media_ports"][1])) for c in answered]
-        if time.monotonic() > deadline:
-            raise BenchError(f"the switch shows {len(answered)} of {calls} calls answered")
-        time.sleep(0.25)
-
-
 def measure_uvloop(calls: int, duration: float, workdir: Path, quiet_wait: float) -> Run:
-    busy_before = procs.wait_for_quiet(quiet_wait)
-    rundir = workdir / f"uvloop-{calls}"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir()
+    busy_before = common.wait_for_quiet(quiet_wait)
+    rundir = common.fresh_directory(workdir / f"uvloop-{calls}")
     ready = rundir / "ready.json"
     command = [
-        "taskset", "-c", str(procs.SUT_CORE), str(procs.PYTHON), str(FORWARDER),
+        "taskset", "-c", str(common.SUT_CORE), str(common.PYTHON), str(FORWARDER),
         "--calls", str(calls), "--base-port", str(RTP_PORT_MIN), "--ready-file", str(ready),
         "--max-seconds", str(int(duration + WARMUP_S + 60)),
     ]  # fmt: skip
     (rundir / "forwarder-command.txt").write_text(" ".join(command) + "\n")
-    process: subprocess.Popen[bytes] = procs.popen(command, rundir, rundir / "forwarder.log")
+    process = common.popen(command, rundir, rundir / "forwarder.log")
     try:
         deadline = time.monotonic() + procs.READY_TIMEOUT
         while not ready.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"the forwarder did not start: {process.poll()}")
+                raise common.BenchError(f"the forwarder did not start: {process.poll()}")
             time.sleep(0.05)
         pairs = [(int(a), int(b)) for a, b in json.loads(ready.read_text())["pairs"]]
         time.sleep(0.3)
-        cpu0, wall0 = process_cpu_seconds(process.pid), time.monotonic()
+        window = common.CpuWindow(process)
         gen = run_generator(pairs, rundir, duration)
-        cpu = process_cpu_seconds(process.pid) - cpu0
-        wall = time.monotonic() - wall0
+        usage = window.close()
     finally:
-        procs.stop(process)
+        common.stop(process)
     log = (rundir / "forwarder.log").read_text(errors="replace").splitlines()[:5]
     return to_run(
-        "uvloop", calls, duration, gen, cpu=cpu, wall=wall, busy_before=busy_before,
+        "uvloop", calls, duration, gen, usage=usage, busy_before=busy_before,
         established=calls, log=log,
     )  # fmt: skip
 
@@ -294,13 +255,12 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
 
 
 def table(summary: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| relay | calls | run (s) | runs | loss (median) | p50 / p99 latency (ms, median) "
-        "| relay CPU / wall | CPU per packet (us) | runs passed | result |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = common.table_head(
+        "relay", "calls", "run (s)", "runs", "loss (median)", "p50 / p99 latency (ms, median)",
+        "relay CPU / wall", "CPU per packet (us)", "runs passed", "result",
+    )  # fmt: skip
     for s in summary:
-        lines.append(  # noqa: PERF401
+        lines.append(
             f"| {s['relay']} | {s['calls']} | {s['duration_s']:g} | {s['runs']} "
             f"| {s['loss']:.3%} | {s['p50_us'] / 1000:.2f} / {s['p99_us'] / 1000:.2f} "
             f"| {s['cpu_share']:.0%} | {s['cpu_us_per_packet']:.1f} "
@@ -396,19 +356,11 @@ def build_result(
             "loss": top["loss"] if top else None,
         }
     ours, ceiling = best.get("b2bua", {}), best.get("uvloop", {})
-    share = (
-        round(ours["max_calls"] / ceiling["max_calls"], 3)
-        if ours.get("max_calls") and ceiling.get("max_calls")
-        else None
-    )
-    return {
-        "benchmark": "relay",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        **procs.machine_info(),
-        "sipp": procs.sipp_version(),
+    share = common.ratio(ours.get("max_calls"), ceiling.get("max_calls"), 3)
+    return procs.calls_result_head("relay", sippy=False) | {
         "media": "172-byte RTP (PCMU, 20 ms), 50 packets/s each way per call, evenly paced, "
         "send timestamp in each packet; kernel receive timestamps",
-        "pinning": {"load_core": procs.LOAD_CORE, "relay_core": procs.SUT_CORE},
+        "pinning": {"load_core": common.LOAD_CORE, "relay_core": common.SUT_CORE},
         "pass_rule": "loss < 0.1% and p99 one-way latency < 10 ms, on the median of the runs "
         f"({campaign.args.repeats} runs of {duration:g} s; the sweep: 1 run of "
         f"{campaign.args.sweep_duration:g} s)",
@@ -436,7 +388,7 @@ def build_result(
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="100 calls, 5 s, each relay")
     parser.add_argument("--relays", default="b2bua,uvloop", help="comma-separated")
     parser.add_argument("--start", type=int, default=SWEEP_START)
@@ -454,12 +406,10 @@ def main() -> int:
     relays: list[Relay] = [r for r in ("b2bua", "uvloop") if r in args.relays.split(",")]
     procs.check_tools(sippy=False)
     if not RTPGEN.exists():
-        raise BenchError(f"{RTPGEN} not found (make bench-relay builds it)")
-    signal.signal(signal.SIGTERM, procs.on_sigterm)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
-    load_before = [round(x, 2) for x in os.getloadavg()]
+        raise common.BenchError(f"{RTPGEN} not found (make bench-relay builds it)")
+    load_before = common.load_average()
     started = time.monotonic()
-    try:
+    with common.work_directory("bench-relay-", keep=args.keep) as workdir:
         inputs = write_inputs(workdir, callees_for(MAX_CALLS + FINE_STEP))
         campaign = Campaign(args, inputs, workdir)
         if args.quick:
@@ -471,19 +421,10 @@ def main() -> int:
                     campaign.once(relay, args.calls, args.duration)
         else:
             campaign.confirm(relays, campaign.sweep(relays))
-    except procs.TerminatedError:
-        print("terminated: every process stopped", file=sys.stderr)
-        return 143
-    finally:
-        if args.keep:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     result = build_result(campaign, relays, load_before)
     result["duration_s"] = round(time.monotonic() - started, 1)
     if not args.quick and args.calls is None:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "relay.json").write_text(json.dumps(result, indent=2) + "\n")
+        common.write_result("relay", result)
     print("\n".join(table(result["summary"])))
     print(
         f"\nbest: {json.dumps(result['best'])}\nb2bua / uvloop ceiling: "
@@ -495,8 +436,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except BenchError as exc:
-        print(f"bench_relay: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    common.run_main(main, "bench_relay")

@@ -4,9 +4,10 @@ last line are used."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
+
+from common import failure_kinds, last_stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +30,14 @@ def _elapsed_seconds(text: str) -> float:
 
 
 def read_totals(path: Path) -> SippTotals:
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.reader(handle, delimiter=";") if row]
-    if len(rows) < 2:
+    """The totals of the statistics file's last line."""
+    values = last_stats(path)
+    if not values:
         raise ValueError(f"{path}: no statistics line")
-    header, last = rows[0], rows[-1]
-    values = dict(zip(header, last, strict=False))
 
     def count(name: str) -> int:
         return int(values.get(f"{name}(C)", "0") or 0)
 
-    kinds = {
-        name[: -len("(C)")]: int(value)
-        for name, value in values.items()
-        if name.startswith("Failed") and name.endswith("(C)") and name != "FailedCall(C)"
-        if value.strip().isdigit() and int(value) > 0
-    }
     return SippTotals(
         successful=count("SuccessfulCall"),
         failed=count("FailedCall"),
@@ -52,5 +45,5 @@ def read_totals(path: Path) -> SippTotals:
         created=count("OutgoingCall"),
         call_rate=float(values.get("CallRate(C)", "0") or 0),
         elapsed_s=_elapsed_seconds(values.get("ElapsedTime(C)", "0:0:0")),
-        failure_kinds=kinds,
+        failure_kinds=failure_kinds(values),
     )
