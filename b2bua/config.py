@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from b2bua.call.settings import CallSettings, MediaSettings, Number, NumberEntry
+from b2bua.hunt.settings import GroupName, GroupSettings, check_groups
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
 
@@ -154,11 +155,16 @@ class Config(_Model):
     media: MediaSettings = MediaSettings()
     extensions: Extensions = {}
     numbers: dict[Number, NumberEntry] = {}
+    groups: dict[GroupName, GroupSettings] = {}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         """Checks that span sections, all of them at once (each error names its place)."""
-        errors = self._numbers_reach_extensions() + self._ha1_covers_offered_algorithms()
+        errors = (
+            self._numbers_reach_extensions()
+            + self._ha1_covers_offered_algorithms()
+            + self._group_errors()
+        )
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -176,6 +182,13 @@ class Config(_Model):
             if number in self.extensions
         ]
         return missing + shadowed
+
+    def _group_errors(self) -> list[str]:
+        # Members, destinations and numbers of [groups] against the extensions, the
+        # number table and each other (b2bua.hunt.settings.check_groups).
+        mailboxes = {number: ext.mailbox for number, ext in self.extensions.items()}
+        problems = check_groups(self.groups, mailboxes, self.numbers.keys())
+        return [f"{where}{CROSS_CHECK_MARK}{what}" for where, what in problems]
 
     def _ha1_covers_offered_algorithms(self) -> list[str]:
         # An HA1 verifies only answers to its own algorithm; a phone that answers the
