@@ -1,4 +1,5 @@
-"""The command line: ``b2bua run``, ``b2bua check-config``, ``b2bua --version``.
+"""The command line: ``b2bua run``, ``b2bua check-config``, ``b2bua simulate``,
+``b2bua --version``.
 
 Wiring only: parse arguments, load the config, hand over to the runtime.
 """
@@ -6,11 +7,15 @@ Wiring only: parse arguments, load the config, hand over to the runtime.
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import sys
 from pathlib import Path
 
 from b2bua import __version__
-from b2bua.config import ConfigError, ListenAddress, load_config, parse_http_listen
+from b2bua.config import Config, ConfigError, ListenAddress, load_config, parse_http_listen
+from b2bua.hunt import MemberBook, Phone, build_groups
+from b2bua.hunt.timeline import json_report, parse_answer, parse_fail, phones, simulate, text_report
 from b2bua.logging import configure_logging
 
 
@@ -77,6 +82,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate configuration files, list every error")
     check.add_argument("files", nargs="+", type=Path)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="print the hunt timeline of a hypothetical call into a group (no network)",
+        description="Run one call into a hunt group at t=0 on a virtual clock, with the "
+        "engine the switch runs, and print what the hunt does. Every extension of the "
+        "config is registered and idle (max_calls and dnd as configured) unless told "
+        "otherwise; a member that is rung and not scripted rings until it is stopped.",
+    )
+    sim.add_argument("--config", "-c", required=True, type=Path, help="TOML configuration file")
+    sim.add_argument("--group", required=True, metavar="NAME", help="the group to call")
+    sim.add_argument(
+        "--busy",
+        action="append",
+        default=[],
+        metavar="EXT,EXT",
+        help="extensions already on a call (talking), e.g. 101,102",
+    )
+    sim.add_argument(
+        "--dnd", action="append", default=[], metavar="EXT,EXT", help="extensions on do-not-disturb"
+    )
+    sim.add_argument(
+        "--unregistered",
+        action="append",
+        default=[],
+        metavar="EXT,EXT",
+        help="extensions with no registered phone",
+    )
+    sim.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="EXT@SECONDS",
+        help="EXT answers SECONDS after it STARTS RINGING (not after the call starts), "
+        "e.g. 103@12 (repeatable)",
+    )
+    sim.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="EXT@SECONDS:CODE",
+        help="EXT answers with status CODE SECONDS after it starts ringing, e.g. 102@3:486 "
+        "(486, 600 and 603 count as busy; repeatable)",
+    )
+    sim.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the hunt's random generator (random strategy); by default a random "
+        "one, printed so the call can be replayed",
+    )
+    sim.add_argument("--json", action="store_true", help="print the hunt record as JSON")
     return parser
 
 
@@ -84,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.files)
+    if args.command == "simulate":
+        return _simulate(args)
     return _run(args)
 
 
@@ -98,6 +157,63 @@ def _check_config(files: list[Path]) -> int:
         else:
             sys.stdout.write(f"{path}: OK\n")
     return 1 if failed else 0
+
+
+def _numbers(values: list[str]) -> set[str]:
+    return {item.strip() for value in values for item in value.split(",") if item.strip()}
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        sys.stderr.write("\n".join(exc.lines()) + "\n")
+        return 2
+    try:
+        book, scripted = _simulation_inputs(config, args)
+    except ValueError as exc:
+        sys.stderr.write(f"b2bua simulate: {exc}\n")
+        return 2
+    if args.group not in config.groups:
+        known = ", ".join(sorted(config.groups)) or "none"
+        sys.stderr.write(
+            f"b2bua simulate: no group {args.group!r} in {args.config} (groups: {known})\n"
+        )
+        return 2
+    mailboxes = [number for number, ext in config.extensions.items() if ext.mailbox]
+    groups = build_groups(config.groups, mailboxes)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    call = simulate(groups, book, args.group, scripted, seed)
+    if args.json:
+        sys.stdout.write(json.dumps(json_report(call), indent=2) + "\n")
+    else:
+        sys.stdout.write(text_report(call))
+    return 0
+
+
+def _simulation_inputs(
+    config: Config, args: argparse.Namespace
+) -> tuple[MemberBook, dict[str, Phone]]:
+    busy = _numbers(args.busy)
+    dnd = _numbers(args.dnd)
+    unregistered = _numbers(args.unregistered)
+    answers = dict(parse_answer(text) for text in args.answer)
+    failures = {m: (after, code) for m, after, code in (parse_fail(t) for t in args.fail)}
+    for number in sorted(busy | dnd | unregistered | answers.keys() | failures.keys()):
+        if number not in config.extensions:
+            raise ValueError(f"no extension {number} in [extensions] of {args.config}")
+    book = MemberBook()
+    for number, ext in config.extensions.items():
+        book.add(
+            number,
+            max_calls=ext.max_calls,
+            dnd=ext.dnd or number in dnd,
+            registered=number not in unregistered,
+        )
+    for number in sorted(busy):
+        for _ in range(config.extensions[number].max_calls):
+            book.call_started(number)
+    return book, phones(answers, failures)
 
 
 def _run(args: argparse.Namespace) -> int:
