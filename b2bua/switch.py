@@ -24,10 +24,9 @@ from typing import Any, Final, TypeAlias
 
 from structlog.typing import FilteringBoundLogger
 
-from b2bua.call.call import (
+from b2bua.call.actions import (
     Abandon,
     Arm,
-    Call,
     CallAction,
     CallContext,
     CallEnded,
@@ -39,9 +38,10 @@ from b2bua.call.call import (
     SendInLeg,
     Target,
 )
-from b2bua.call.call import (
+from b2bua.call.actions import (
     TimerName as CallTimerName,
 )
+from b2bua.call.call import Call
 from b2bua.call.routing import DialPlan, Reject
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry

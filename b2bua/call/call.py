@@ -17,18 +17,32 @@ offered the same relay port: whichever answers owns it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Final, TypeAlias
+from typing import Final
 
 from structlog.typing import FilteringBoundLogger
 
+from b2bua.call.actions import (
+    CALLER,
+    Abandon,
+    Arm,
+    CallAction,
+    CallContext,
+    CallEnded,
+    CallFinished,
+    CallTimer,
+    Disarm,
+    Purpose,
+    Respond,
+    SendDirect,
+    SendInLeg,
+    Target,
+    TimerName,
+)
+from b2bua.call.legs import Leg, Relayed, best_final_status, disposition_of
 from b2bua.call.media import MediaView, SdpFace, view_of
 from b2bua.call.records import CallRecord, Disposition
 from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
 from b2bua.dialog import (
-    LocalAddress,
     SessionAction,
     SessionState,
     SessionStateError,
@@ -59,15 +73,13 @@ from b2bua.dialog.session_events import (
     Terminated,
 )
 from b2bua.ids import IdSource
-from b2bua.sip.address import Peer, Transport
+from b2bua.sip.address import Peer
 from b2bua.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
 from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.status import StatusCode
 from b2bua.transaction.keys import TransactionKey, client_key
-from b2bua.transaction.timers import TimerSettings
 from media.commands import (
     CloseSession,
-    MediaCommand,
     MediaSessionId,
     OpenSession,
     Side,
@@ -76,7 +88,6 @@ from media.commands import (
 )
 
 SDP: Final = "application/sdp"
-CALLER: Final = 0  # the index of leg A
 _UNANSWERED: Final = (SessionState.INITIAL, SessionState.EARLY)
 
 #: Header fields an in-dialog request keeps when relayed to the other leg (the rest are
@@ -98,193 +109,6 @@ RELAYED_HEADERS: Final = (
 #: third party around the switch; PRACK belongs to reliable provisionals, which we never
 #: send or require; SUBSCRIBE in a call dialog is not offered.
 NOT_RELAYED: Final = frozenset({"REFER", "PRACK", "SUBSCRIBE"})
-
-
-class Purpose(Enum):
-    """What a client transaction of a call is for."""
-
-    INVITE = "invite"
-    CANCEL = "cancel"
-    BYE = "bye"
-    REINVITE = "re-invite"
-    RELAY = "relay"  # a non-INVITE in-dialog request relayed from the other leg
-    REFRESH = "refresh"  # our UPDATE refreshing the caller's session timer (RFC 4028)
-
-
-class CallTimer(Enum):
-    RING_TIMEOUT = "ring timeout"  # nobody answered in time: the caller gets 480
-    CANCEL_TIMEOUT = "cancel timeout"  # RFC 3261 9.1: no final response 64*T1 after CANCEL
-    SESSION_TIMER = "session timer"  # RFC 4028: refresh the caller's session, or give up
-
-
-TimerName: TypeAlias = CallTimer | SessionTimer
-
-
-# -- actions (call -> switch)
-
-
-@dataclass(frozen=True, slots=True)
-class Respond:
-    """Send ``response`` in server transaction ``key``. A 2xx to an INVITE whose
-    transaction is gone (a retransmission after Timer L) goes straight to ``peer``."""
-
-    key: TransactionKey
-    response: Response
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class SendInLeg:
-    """Send ``request`` to ``peer`` in a new client transaction; its outcome comes back
-    to :meth:`Call.on_response` / :meth:`Call.on_transaction_failed` with ``leg`` and
-    ``purpose``."""
-
-    leg: int
-    request: Request
-    peer: Peer
-    purpose: Purpose
-
-
-@dataclass(frozen=True, slots=True)
-class SendDirect:
-    """Send ``request`` (an ACK for a 2xx) to ``peer`` outside any transaction."""
-
-    request: Request
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class Arm:
-    leg: int
-    name: TimerName
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Disarm:
-    leg: int
-    name: TimerName
-
-
-@dataclass(frozen=True, slots=True)
-class Abandon:
-    """Destroy client transaction ``key`` (an INVITE that ignored our CANCEL)."""
-
-    key: TransactionKey
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    """The call is over for its users (media closed); ``record`` goes to the store."""
-
-    record: CallRecord
-
-
-@dataclass(frozen=True, slots=True)
-class CallFinished:
-    """Every leg is terminated: the switch forgets the call and frees its ports."""
-
-
-CallAction: TypeAlias = (
-    Respond
-    | SendInLeg
-    | SendDirect
-    | Arm
-    | Disarm
-    | Abandon
-    | CallEnded
-    | CallFinished
-    | MediaCommand
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One device to ring: a registered contact of extension ``extension``, reached at
-    ``peer`` (where its REGISTER came from)."""
-
-    extension: str
-    contact: str
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """What a call needs to know about the switch."""
-
-    locals: Mapping[Transport, LocalAddress]  # our Via sent-by, per transport
-    contacts: Mapping[Transport, str]  # our Contact URI, per transport
-    domain: str
-    media_host: str
-    user_agent: str
-    timers: TimerSettings
-    ring_timeout: float
-    latch_any: bool = False
-    wall_offset: float = 0.0
-
-    def local(self, peer: Peer) -> LocalAddress:
-        return self.locals.get(peer.transport) or next(iter(self.locals.values()))
-
-    def contact(self, peer: Peer) -> str:
-        return self.contacts.get(peer.transport) or next(iter(self.contacts.values()))
-
-
-@dataclass(eq=False)
-class _Leg:
-    index: int
-    session: UasInviteSession | UacInviteSession
-    peer: Peer
-    face: SdpFace  # what this leg sees of the switch
-    extension: str | None = None
-    invite_key: TransactionKey | None = None
-    provisional: bool = False  # B: a 1xx arrived, so a CANCEL may be sent (9.1)
-    cancel_wanted: bool = False
-    cancel_sent: bool = False
-    final_status: int | None = None
-    view: MediaView | None = None  # what this leg's last SDP said
-    remote_sdp: bytes | None = None  # B: the SDP of its early media
-    # In-dialog requests from this leg awaiting our answer: (CSeq number, method) -> key.
-    server_keys: dict[tuple[int, str], TransactionKey] = field(default_factory=dict)
-
-    @property
-    def terminated(self) -> bool:
-        return self.session.state is SessionState.TERMINATED
-
-    @property
-    def established(self) -> bool:
-        return self.session.state is SessionState.ESTABLISHED
-
-
-@dataclass(frozen=True, slots=True)
-class _Relayed:
-    """A request from leg ``origin`` relayed to the other leg, to answer when it is."""
-
-    origin: int
-    key: TransactionKey
-    request: Request
-
-
-def best_final_status(statuses: Iterable[int]) -> int:
-    """RFC 3261 section 16.7 item 6, as a B2BUA reads it: any 6xx wins (the first);
-    else the lowest class; within a class a response a callee chose beats the ones that
-    only say it did not answer (408, 487); a 503 becomes 500 (a callee's overload must
-    not make the caller's side give up on the switch)."""
-    finals = [s for s in statuses if s >= 300]
-    if not finals:
-        return StatusCode.TEMPORARILY_UNAVAILABLE
-    global_failures = [s for s in finals if s >= 600]
-    if global_failures:
-        return global_failures[0]
-    best = min(finals, key=lambda s: (s // 100, s in (408, 487)))
-    return StatusCode.SERVER_INTERNAL_ERROR if best == 503 else best
-
-
-def _disposition(status: int) -> Disposition:
-    if status in (486, 600):
-        return Disposition.BUSY
-    if status in (408, 480, 487):
-        return Disposition.NO_ANSWER
-    return Disposition.FAILED
 
 
 class Call:
@@ -338,16 +162,16 @@ class Call:
         timer_headers = () if self.session_timer is None else self.session_timer.headers()
         a_session.capabilities = (("Allow", ALLOW), *timer_headers)
         self.a_session = a_session
-        self.a = _Leg(CALLER, a_session, peer, self._face(ports[0]), invite_key=invite_key)
+        self.a = Leg(CALLER, a_session, peer, self._face(ports[0]), invite_key=invite_key)
         self.a.view = a_view
         self.a.server_keys[(invite.cseq.number, "INVITE")] = invite_key
-        self.legs: list[_Leg] = [self.a]
-        self.winner: _Leg | None = None
+        self.legs: list[Leg] = [self.a]
+        self.winner: Leg | None = None
         self._rang = False
-        self._early_leg: _Leg | None = None
-        self._relays: dict[TransactionKey, _Relayed] = {}
-        self._reinvite: tuple[_Leg, _Leg] | None = None  # (asked by, sent to)
-        self._owed_ack: _Leg | None = None  # B leg whose 2xx offer awaits A's answer
+        self._early_leg: Leg | None = None
+        self._relays: dict[TransactionKey, Relayed] = {}
+        self._reinvite: tuple[Leg, Leg] | None = None  # (asked by, sent to)
+        self._owed_ack: Leg | None = None  # B leg whose 2xx offer awaits A's answer
         self._finished = False
         self._hanging_up = False  # the call is being torn down
 
@@ -423,7 +247,7 @@ class Call:
         actions.append(Arm(CALLER, CallTimer.RING_TIMEOUT, now + self.context.ring_timeout))
         return actions
 
-    def _new_callee_leg(self, target: Target, offer: bytes | None) -> tuple[_Leg, Request]:
+    def _new_callee_leg(self, target: Target, offer: bytes | None) -> tuple[Leg, Request]:
         invite = self.invite
         face = self._face(self.ports[1])
         body = b"" if offer is None else face.present(offer)
@@ -460,7 +284,7 @@ class Call:
             timers=self.context.timers,
         )
         session.capabilities = (("Allow", ALLOW),)
-        leg = _Leg(len(self.legs), session, target.peer, face, extension=target.extension)
+        leg = Leg(len(self.legs), session, target.peer, face, extension=target.extension)
         leg.invite_key = client_key(request)
         self.legs.append(leg)
         return leg, request
@@ -554,7 +378,7 @@ class Call:
             self.log.exception("in_dialog_request_failed", method=request.method)
             return self._respond(leg, make_response(request, StatusCode.SERVER_INTERNAL_ERROR))
 
-    def _answer_refresh(self, leg: _Leg, request: Request) -> list[CallAction]:
+    def _answer_refresh(self, leg: Leg, request: Request) -> list[CallAction]:
         """An UPDATE without a body only refreshes its session (RFC 4028 section 7): it is
         answered here, with our session timer, not relayed."""
         dialog = leg.session.dialog
@@ -569,7 +393,7 @@ class Call:
 
     def _on_request(
         self,
-        leg: _Leg,
+        leg: Leg,
         session: UasInviteSession | UacInviteSession,
         request: Request,
         now: float,
@@ -668,7 +492,7 @@ class Call:
 
     # -- session actions -> call actions
 
-    def _run(self, leg: _Leg, actions: list[SessionAction], now: float) -> list[CallAction]:
+    def _run(self, leg: Leg, actions: list[SessionAction], now: float) -> list[CallAction]:
         out: list[CallAction] = []
         for action in actions:
             match action:
@@ -711,7 +535,7 @@ class Call:
                     out += self._leg_terminated(leg, reason, status, now)
         return out
 
-    def _respond(self, leg: _Leg, response: Response) -> list[CallAction]:
+    def _respond(self, leg: Leg, response: Response) -> list[CallAction]:
         key = leg.server_keys.get((response.cseq.number, response.cseq.method))
         if key is None:
             self.log.warning("response_without_transaction", status=response.status)
@@ -723,7 +547,7 @@ class Call:
             del leg.server_keys[(response.cseq.number, response.cseq.method)]
         return [Respond(key, response, leg.peer)]
 
-    def _send_cancel(self, leg: _Leg, now: float) -> list[CallAction]:
+    def _send_cancel(self, leg: Leg, now: float) -> list[CallAction]:
         """CANCEL once wanted and allowed: after a provisional response (RFC 3261 9.1)."""
         if not leg.cancel_wanted or leg.cancel_sent or not leg.provisional or leg.terminated:
             return []
@@ -738,7 +562,7 @@ class Call:
     # -- the callee side
 
     def _callee_ringing(
-        self, leg: _Leg, status: int, sdp: bytes | None, now: float
+        self, leg: Leg, status: int, sdp: bytes | None, now: float
     ) -> list[CallAction]:
         if self.winner is not None or self.a.terminated or self.is_ended:
             return []
@@ -765,7 +589,7 @@ class Call:
             out += self._run(self.a, a_session.ring(now, status=180), now)
         return out
 
-    def _callee_answered(self, leg: _Leg, sdp: bytes | None, now: float) -> list[CallAction]:
+    def _callee_answered(self, leg: Leg, sdp: bytes | None, now: float) -> list[CallAction]:
         session = leg.session
         assert isinstance(session, UacInviteSession)
         if self.winner is not None or self.a.terminated or self.is_ended:
@@ -811,7 +635,7 @@ class Call:
             return []
         return [Arm(CALLER, CallTimer.SESSION_TIMER, timer.next_deadline(now))]
 
-    def _refuse_answer(self, leg: _Leg, reason: str, now: float) -> list[CallAction]:
+    def _refuse_answer(self, leg: Leg, reason: str, now: float) -> list[CallAction]:
         """A callee answered with no usable SDP: 502 to the caller, BYE to that callee,
         CANCEL to the others."""
         self._hanging_up = True
@@ -821,7 +645,7 @@ class Call:
         out += self._run(leg, leg.session.hang_up(now), now)
         return out + self._hang_up_callees(now)
 
-    def _answer_in_ack(self, leg: _Leg, sdp: bytes, now: float) -> list[CallAction]:
+    def _answer_in_ack(self, leg: Leg, sdp: bytes, now: float) -> list[CallAction]:
         """The ACK carried the answer to an offer that came from the other leg's 2xx
         (a delayed-offer INVITE or re-INVITE)."""
         other = self._other(leg)
@@ -871,7 +695,7 @@ class Call:
     # -- legs ending
 
     def _leg_terminated(
-        self, leg: _Leg, reason: EndReason, status: int | None, now: float
+        self, leg: Leg, reason: EndReason, status: int | None, now: float
     ) -> list[CallAction]:
         if status is not None and leg.final_status is None:
             leg.final_status = status
@@ -911,7 +735,7 @@ class Call:
                 b.final_status for b in self.legs[1:] if b.final_status is not None
             )
             self.end_reason = self.end_reason or f"callees answered {best}"
-            self._disposition = self._disposition or _disposition(best)
+            self._disposition = self._disposition or disposition_of(best)
             out += self._reject_caller(best, now)
         return out + self._end_if_done(self.end_reason or reason.value, now)
 
@@ -942,7 +766,7 @@ class Call:
             caller_status = 200
             disposition = Disposition.ANSWERED
         else:
-            disposition = self._disposition or _disposition(caller_status or 0)
+            disposition = self._disposition or disposition_of(caller_status or 0)
         tried = [leg.final_status for leg in self.legs[1:] if leg.final_status is not None]
         callee_status = (
             200 if self.winner is not None else (best_final_status(tried) if tried else None)
@@ -974,13 +798,13 @@ class Call:
 
     # -- relaying inside the bridge
 
-    def _other(self, leg: _Leg) -> _Leg | None:
+    def _other(self, leg: Leg) -> Leg | None:
         if leg is self.a:
             return self.winner
         return self.a if leg is self.winner else None
 
     @staticmethod
-    def _side(leg: _Leg) -> Side:
+    def _side(leg: Leg) -> Side:
         return Side.A if leg.index == CALLER else Side.B
 
     def _expect(self, side: Side, view: MediaView) -> list[CallAction]:
@@ -988,7 +812,7 @@ class Call:
             return []
         return [UpdateRemote(session_id=self.session_id, side=side, expected=view.address)]
 
-    def _relay_reinvite(self, leg: _Leg, sdp: bytes | None, now: float) -> list[CallAction]:
+    def _relay_reinvite(self, leg: Leg, sdp: bytes | None, now: float) -> list[CallAction]:
         other = self._other(leg)
         session = leg.session
         if other is None or not other.established or self._reinvite is not None:
@@ -1015,7 +839,7 @@ class Call:
         return out + self._run(other, sent, now)
 
     def _reinvite_accepted(
-        self, leg: _Leg, sdp: bytes | None, ack_owed: bool, now: float
+        self, leg: Leg, sdp: bytes | None, ack_owed: bool, now: float
     ) -> list[CallAction]:
         pending, self._reinvite = self._reinvite, None
         if pending is None or pending[1] is not leg:
@@ -1039,7 +863,7 @@ class Call:
         out = self._expect(self._side(leg), view)
         return out + self._run(origin, origin.session.answer_reinvite(presented, now), now)
 
-    def _reinvite_rejected(self, leg: _Leg, status: int, now: float) -> list[CallAction]:
+    def _reinvite_rejected(self, leg: Leg, status: int, now: float) -> list[CallAction]:
         pending, self._reinvite = self._reinvite, None
         if pending is None or pending[1] is not leg:
             return []
@@ -1050,7 +874,7 @@ class Call:
             status = StatusCode.SERVER_INTERNAL_ERROR  # the far leg is gone; the call ends
         return self._run(origin, origin.session.reject_reinvite(status, now), now)
 
-    def _relay_request(self, leg: _Leg, request: Request, now: float) -> list[CallAction]:
+    def _relay_request(self, leg: Leg, request: Request, now: float) -> list[CallAction]:
         dialog = leg.session.dialog
         if dialog is None or leg.terminated:
             return self._respond(
@@ -1083,14 +907,14 @@ class Call:
         except LocalProtocolError:
             return self._respond(leg, make_response(request, StatusCode.SERVER_INTERNAL_ERROR))
         key = client_key(relayed)
-        self._relays[key] = _Relayed(
+        self._relays[key] = Relayed(
             leg.index, leg.server_keys[(request.cseq.number, request.method)], request
         )
         out.append(SendInLeg(other.index, relayed, other.peer, Purpose.RELAY))
         return out
 
     def _relay_response(
-        self, leg: _Leg, key: TransactionKey, response: Response
+        self, leg: Leg, key: TransactionKey, response: Response
     ) -> list[CallAction]:
         relayed = self._relays.pop(key, None)
         if relayed is None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from b2bua.call.call import best_final_status
+from b2bua.call.legs import best_final_status
 
 
 @pytest.mark.parametrize(
