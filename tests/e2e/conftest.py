@@ -8,17 +8,14 @@ sets it): then it fails, so a CI machine without the peers cannot pass by skippi
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Final
 
 import pytest
 
-from tests.support.processes import switch, switch_factory
+from tests.support.processes import REQUIRE_ENV, require_tools, switch, switch_factory
 
 __all__ = ["switch", "switch_factory"]
 
-REQUIRE_ENV: Final = "B2BUA_REQUIRE_E2E"
 DEFAULT_TOOLS: Final = ("sipp",)
 
 
@@ -43,13 +40,4 @@ def required_tools(item: pytest.Item) -> set[str]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    missing = sorted(tool for tool in required_tools(item) if shutil.which(tool) is None)
-    if not missing:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(
-            f"{REQUIRE_ENV}=1 but {', '.join(missing)} not found on PATH "
-            "(install packaging/apt-packages.txt: `make apt` as root)",
-            pytrace=False,
-        )
-    pytest.skip(f"{', '.join(missing)} not installed (set {REQUIRE_ENV}=1 to fail instead)")
+    require_tools(*required_tools(item))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -379,3 +380,23 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
             return
         time.sleep(0.05)
     pytest.fail(f"{what} did not happen within {timeout} s")
+
+
+REQUIRE_ENV: Final = "B2BUA_REQUIRE_E2E"
+"""Set to 1 (CI does) and a missing peer program fails its test instead of skipping it."""
+
+
+def require_tools(*tools: str) -> None:
+    """Skip the running test when one of ``tools`` is not on PATH (a developer machine
+    without the SIP peers), or fail it when ``B2BUA_REQUIRE_E2E=1``: CI must never pass
+    by skipping."""
+    missing = sorted(tool for tool in tools if shutil.which(tool) is None)
+    if not missing:
+        return
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(
+            f"{REQUIRE_ENV}=1 but {', '.join(missing)} not found on PATH "
+            "(install packaging/apt-packages.txt: `make apt` as root)",
+            pytrace=False,
+        )
+    pytest.skip(f"{', '.join(missing)} not installed (set {REQUIRE_ENV}=1 to fail instead)")

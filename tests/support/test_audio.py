@@ -8,8 +8,6 @@ Everything but the last tests is pure. The module is marked ``e2e`` only because
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -44,21 +42,11 @@ from tests.support.audio import (
     write_tone_wav_ulaw,
 )
 from tests.support.phones import write_tone_wav
+from tests.support.processes import require_tools
 
 pytestmark = pytest.mark.e2e
 
-REQUIRE_ENV: Final = "B2BUA_REQUIRE_E2E"
 HOST: Final = "127.0.0.1"
-
-
-def need(*tools: str) -> None:
-    """Skip when a program is missing, or fail when ``B2BUA_REQUIRE_E2E=1``."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if not missing:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {', '.join(missing)} not on PATH", pytrace=False)
-    pytest.skip(f"{', '.join(missing)} not installed (set {REQUIRE_ENV}=1 to fail instead)")
 
 
 # --- tone detection -------------------------------------------------------------------------
@@ -151,7 +139,7 @@ def test_ulaw_wav_is_what_sipp_rtp_stream_plays(tmp_path: Path, frequency: int) 
 
 
 def test_sox_reads_the_ulaw_wav(tmp_path: Path) -> None:
-    need("sox")
+    require_tools("sox")
     wav = write_tone_wav_ulaw(tmp_path / "tone.wav", 1000, 1.0)
     info = subprocess.run(
         ["sox", "--i", str(wav)], capture_output=True, text=True, timeout=10, check=True
@@ -353,7 +341,7 @@ def _free_udp_port() -> int:
 
 def test_capture_finds_a_pcmu_tone_sent_on_the_loopback(tmp_path: Path) -> None:
     """Real RTP from a Python socket: only the filtered port is kept, the tone is found."""
-    need("tcpdump")
+    require_tools("tcpdump")
     port, other = _free_udp_port(), _free_udp_port()
     packets = pcmu_packets(tone_samples(600, 1.0))
     noise = pcmu_packets(tone_samples(1000, 0.2))
@@ -380,7 +368,7 @@ def test_capture_finds_a_pcmu_tone_sent_on_the_loopback(tmp_path: Path) -> None:
 
 
 def test_capture_of_nothing_is_empty(tmp_path: Path) -> None:
-    need("tcpdump")
+    require_tools("tcpdump")
     port = _free_udp_port()
     with RtpCapture(tmp_path, [port]) as capture:
         pass
@@ -389,7 +377,7 @@ def test_capture_of_nothing_is_empty(tmp_path: Path) -> None:
 
 
 def test_capture_start_failure_is_reported(tmp_path: Path) -> None:
-    need("tcpdump")
+    require_tools("tcpdump")
     capture = RtpCapture(tmp_path, [4000], interface="nosuchif0")
     with pytest.raises(CaptureError, match="exited"), capture:
         pass

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import threading
@@ -45,7 +43,7 @@ from tests.support.audio import (
     write_tone_wav_ulaw,
 )
 from tests.support.phones import BaresipAccount, BaresipPhone, write_tone_wav
-from tests.support.processes import Address, free_udp_pair, run_sipp
+from tests.support.processes import Address, free_udp_pair, require_tools, run_sipp
 
 pytestmark = pytest.mark.e2e
 
@@ -324,7 +322,6 @@ class StandIn:
 
 # --- running the scenarios -----------------------------------------------------------------
 
-REQUIRE_ENV: Final = "B2BUA_REQUIRE_E2E"
 CALL_TIMEOUT: Final = 15.0
 """SIPp's -timeout for one call (the longest scenario takes about 4 s)."""
 REGISTER_WAIT: Final = 10.0
@@ -340,16 +337,6 @@ CALLEE_BEHAVIOURS: Final = [
     if name.startswith("call_uas_")
     and name not in ("call_uas_register.xml", "call_uas_register_stay.xml")
 ]
-
-
-def need(*tools: str) -> None:
-    """Skip when a program is missing, or fail when ``B2BUA_REQUIRE_E2E=1``."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if not missing:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {', '.join(missing)} not on PATH", pytrace=False)
-    pytest.skip(f"{', '.join(missing)} not installed (set {REQUIRE_ENV}=1 to fail instead)")
 
 
 def users_file(directory: Path, number: str, password: str | None = None) -> Path:
@@ -473,7 +460,7 @@ def test_sipp_loads_scenario(name: str, tmp_path: Path) -> None:
     A scenario SIPp refuses (unknown action or keyword, unused variable, missing
     rtp_stream file) exits 1 at once, naming the fault on stderr.
     """
-    need("sipp")
+    require_tools("sipp")
     write_tone_wav_ulaw(tmp_path / TONE_WAV, CALLER_HZ, 1.0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((HOST, 0))
@@ -485,7 +472,7 @@ def test_sipp_loads_scenario(name: str, tmp_path: Path) -> None:
 
 def test_sipp_refuses_basic_caller_without_its_tone(tmp_path: Path) -> None:
     """call_uac_basic.xml reads caller_tone.wav from the working directory at load time."""
-    need("sipp")
+    require_tools("sipp")
     result = run_sipp(
         caller_args(Address(HOST, 9), "call_uac_basic.xml", tmp_path), 1.0, cwd=tmp_path
     )
@@ -494,7 +481,7 @@ def test_sipp_refuses_basic_caller_without_its_tone(tmp_path: Path) -> None:
 
 
 def test_expect_status_needs_its_key(tmp_path: Path) -> None:
-    need("sipp")
+    require_tools("sipp")
     args = caller_args(Address(HOST, 9), "call_uac_expect_status.xml", tmp_path)
     result = run_sipp(args, 1.0, cwd=tmp_path)
     assert result.returncode == 1
@@ -545,7 +532,7 @@ def test_every_callee_behaviour_has_a_caller() -> None:
 
 @pytest.mark.parametrize("pair", PAIRS.values(), ids=PAIRS.keys())
 def test_caller_and_callee_complete_a_call(standin: StandIn, tmp_path: Path, pair: Pair) -> None:
-    need("sipp")
+    require_tools("sipp")
     write_tone_wav_ulaw(tmp_path / TONE_WAV, CALLER_HZ, 1.0)
     args = callee_args(standin.address, pair.callee, tmp_path)
     with callee_running(standin, args, tmp_path) as end:
@@ -567,7 +554,7 @@ def test_expect_status_accepts_the_switch_refusal(
     standin: StandIn, tmp_path: Path, called: str, status: str
 ) -> None:
     """The stand-in answers 404 for an unknown number and 480 for one not registered."""
-    need("sipp")
+    require_tools("sipp")
     args = caller_args(
         standin.address, "call_uac_expect_status.xml", tmp_path,
         "-key", "expected_status", status, called=called,
@@ -578,7 +565,7 @@ def test_expect_status_accepts_the_switch_refusal(
 
 
 def test_expect_status_fails_on_another_status(standin: StandIn, tmp_path: Path) -> None:
-    need("sipp")
+    require_tools("sipp")
     with callee_running(
         standin, callee_args(standin.address, "call_uas_busy.xml", tmp_path), tmp_path
     ) as end:
@@ -594,7 +581,7 @@ def test_expect_status_fails_on_another_status(standin: StandIn, tmp_path: Path)
 
 
 def test_basic_caller_fails_fast_on_a_busy_callee(standin: StandIn, tmp_path: Path) -> None:
-    need("sipp")
+    require_tools("sipp")
     write_tone_wav_ulaw(tmp_path / TONE_WAV, CALLER_HZ, 1.0)
     with callee_running(
         standin, callee_args(standin.address, "call_uas_busy.xml", tmp_path), tmp_path
@@ -610,7 +597,7 @@ def test_basic_caller_fails_fast_on_a_busy_callee(standin: StandIn, tmp_path: Pa
 
 
 def test_callee_fails_when_its_registration_is_refused(standin: StandIn, tmp_path: Path) -> None:
-    need("sipp")
+    require_tools("sipp")
     args = callee_args(standin.address, "call_uas_answer.xml", tmp_path, password="wrong")
     result = run_sipp(args, CALL_TIMEOUT, cwd=tmp_path)
     assert result.returncode == 1, report(tmp_path, callee=result)
@@ -619,7 +606,7 @@ def test_callee_fails_when_its_registration_is_refused(standin: StandIn, tmp_pat
 
 def test_callee_that_gets_no_call_ends_on_its_timeout(standin: StandIn, tmp_path: Path) -> None:
     """call_uas_register.xml ends only once the callee scenario ran to its end."""
-    need("sipp")
+    require_tools("sipp")
     result = run_sipp(
         callee_args(standin.address, "call_uas_answer.xml", tmp_path), 2.0, cwd=tmp_path
     )
@@ -632,7 +619,7 @@ def test_callee_that_gets_no_call_ends_on_its_timeout(standin: StandIn, tmp_path
 
 def test_sipp_caller_tone_reaches_the_sipp_callee(standin: StandIn, tmp_path: Path) -> None:
     """rtp_stream plays the WAV from write_tone_wav_ulaw: 1000 Hz arrives at the callee."""
-    need("sipp", "tcpdump")
+    require_tools("sipp", "tcpdump")
     write_tone_wav_ulaw(tmp_path / TONE_WAV, CALLER_HZ, 1.0)
     callee_media = free_udp_pair()
     args = callee_args(standin.address, "call_uas_answer.xml", tmp_path, "-mp", str(callee_media))
@@ -661,7 +648,7 @@ def test_tones_cross_between_sipp_caller_and_baresip_callee(
 
     baresip's decoded audio is its sndfile dump; SIPp's is the PCMU captured on its -mp.
     """
-    need("sipp", "tcpdump", "baresip")
+    require_tools("sipp", "tcpdump", "baresip")
     write_tone_wav_ulaw(tmp_path / TONE_WAV, CALLER_HZ, 1.0)
     callee_tone = write_tone_wav(tmp_path / "callee_tone.wav", frequency=CALLEE_HZ, seconds=20)
     account = BaresipAccount("0102", standin.address, password=USERS["0102"])

@@ -10,9 +10,7 @@ algorithms (see the ``phones`` module docstring).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -36,27 +34,16 @@ from tests.support.phones import (
     owns_udp_port,
     pid_exists,
 )
-from tests.support.processes import Address, free_port
+from tests.support.processes import Address, free_port, require_tools
 
 __all__ = ["baresip_factory", "linphone_factory"]
 
 pytestmark = pytest.mark.e2e
 
-REQUIRE_ENV: Final = "B2BUA_REQUIRE_E2E"
 REALM: Final = "test"
 NONCE: Final = "abc"
 PASSWORD: Final = "secret"
 WAIT: Final = 10.0
-
-
-def need(*tools: str) -> None:
-    """Skip when a program is missing, or fail when ``B2BUA_REQUIRE_E2E=1``."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if not missing:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {', '.join(missing)} not on PATH", pytrace=False)
-    pytest.skip(f"{', '.join(missing)} not installed (set {REQUIRE_ENV}=1 to fail instead)")
 
 
 def header(message: str, *names: str) -> str | None:
@@ -234,7 +221,7 @@ def assert_gone(pid: int) -> None:
 def test_baresip_sends_register_then_stops(
     baresip_factory: BaresipFactory, registrar_factory: type[FakeRegistrar]
 ) -> None:
-    need("baresip")
+    require_tools("baresip")
     listener = registrar_factory()
     alice = BaresipAccount("alice", listener.address, regint=60)
     phone = baresip_factory([alice])
@@ -259,7 +246,7 @@ def test_baresip_sends_register_then_stops(
 def test_linphone_sends_register_then_stops(
     tmp_path: Path, registrar_factory: type[FakeRegistrar]
 ) -> None:
-    need("linphonec")
+    require_tools("linphonec")
     listener = registrar_factory()
     account = LinphoneAccount("carol", listener.address, realm=REALM)
     with LinphonePhone.start(tmp_path, account) as phone:
@@ -275,7 +262,7 @@ def test_linphone_sends_register_then_stops(
 def test_context_manager_stops_on_error(
     tmp_path: Path, registrar_factory: type[FakeRegistrar]
 ) -> None:
-    need("baresip")
+    require_tools("baresip")
     listener = registrar_factory()
     account = BaresipAccount("dave", listener.address, regint=0)  # never registers
     pids: list[int] = []
@@ -296,7 +283,7 @@ def test_context_manager_stops_on_error(
 def test_baresip_registers_two_accounts_with_md5(
     baresip_factory: BaresipFactory, registrar_factory: type[FakeRegistrar]
 ) -> None:
-    need("baresip")
+    require_tools("baresip")
     registrar = registrar_factory(algorithms=["MD5"])
     alice = BaresipAccount("alice", registrar.address, regint=60)
     bob = BaresipAccount("bob", registrar.address, answermode="manual", regint=60)
@@ -326,7 +313,7 @@ def test_baresip_fails_when_sha256_is_offered(
     baresip_factory: BaresipFactory, registrar_factory: type[FakeRegistrar]
 ) -> None:
     """baresip 1.0.0 gives up (ENOSYS) on any non-MD5 challenge, in either order."""
-    need("baresip")
+    require_tools("baresip")
     for algorithms in (["SHA-256", "MD5"], ["MD5", "SHA-256"]):
         registrar = registrar_factory(algorithms=algorithms)
         account = BaresipAccount("erin", registrar.address, regint=60)
@@ -350,7 +337,7 @@ def test_linphone_answers_the_first_supported_challenge(
     algorithms: list[str],
     used: str,
 ) -> None:
-    need("linphonec")
+    require_tools("linphonec")
     registrar = registrar_factory(algorithms=algorithms)
     phone = linphone_factory(LinphoneAccount("frank", registrar.address, realm=REALM))
 
@@ -375,7 +362,7 @@ def test_linphone_answers_its_password_prompt(
 ) -> None:
     """A rejected digest makes linphonec ask for a password on stdin; the harness
     answers it with the configured one, so later commands still reach linphonec."""
-    need("linphonec")
+    require_tools("linphonec")
     registrar = registrar_factory(algorithms=["MD5"], password="not-the-phone's")
     phone = linphone_factory(LinphoneAccount("gina", registrar.address, realm=REALM))
     phone.wait_line(r"^Password for gina on test:", WAIT)
@@ -402,7 +389,7 @@ def sdp_media(invite: str) -> tuple[str, int, list[str]]:
 def test_baresip_dial_offers_loopback_pcmu(
     baresip_factory: BaresipFactory, registrar_factory: type[FakeRegistrar]
 ) -> None:
-    need("baresip")
+    require_tools("baresip")
     peer = registrar_factory()  # silent: the INVITE is only looked at
     hal = BaresipAccount("hal", peer.address, regint=0)
     ike = BaresipAccount("ike", peer.address, regint=0)
@@ -425,7 +412,7 @@ def test_baresip_dial_offers_loopback_pcmu(
 def test_linphone_call_offers_loopback(
     linphone_factory: LinphoneFactory, registrar_factory: type[FakeRegistrar]
 ) -> None:
-    need("linphonec")
+    require_tools("linphonec")
     peer = registrar_factory()
     phone = linphone_factory(LinphoneAccount("jay", peer.address, register=False))
     assert phone.status_register() == "registered=0"
@@ -448,7 +435,7 @@ def test_start_retries_when_its_sip_port_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Another process binds the chosen SIP port first: start tries new ports."""
-    need(tool)
+    require_tools(tool)
     listener = registrar_factory()
     squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     squatter.bind(("127.0.0.1", 0))

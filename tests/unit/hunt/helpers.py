@@ -5,24 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from b2bua.hunt import (
-    CancelTimer,
-    ConnectMember,
-    Destination,
-    Hangup,
     HuntGroup,
     Member,
     MemberBook,
-    Overflow,
     Phone,
-    RingMember,
     Simulation,
-    StartTimer,
-    StopMember,
-    ToExtension,
-    ToGroup,
-    ToVoicemail,
 )
 from b2bua.hunt.engine import HuntAction
+from b2bua.hunt.timeline import action_line
 
 
 def members(*entries: str | Member) -> tuple[Member, ...]:
@@ -56,42 +46,15 @@ def simulation(hunt_group: HuntGroup, members: MemberBook, **phones: Phone) -> S
     return sim
 
 
-def describe(destination: Destination) -> str:
-    match destination:
-        case ToVoicemail(mailbox=mailbox):
-            return f"voicemail:{mailbox}"
-        case Hangup(status=status):
-            return f"hangup {int(status)}"
-        case ToGroup(name=name):
-            return f"group:{name}"
-        case ToExtension(number=number):
-            return f"extension:{number}"
-
-
-def line(action: HuntAction) -> str | None:
-    """One action as a short line; timers are left out (None)."""
-    match action:
-        case RingMember(number=number):
-            return f"ring {number}"
-        case StopMember(number=number):
-            return f"stop {number}"
-        case ConnectMember(number=number):
-            return f"connect {number}"
-        case Overflow(destination=destination, reason=reason):
-            return f"overflow {reason.value} -> {describe(destination)}"
-        case StartTimer() | CancelTimer():
-            return None
-
-
 def timeline(sim: Simulation, call: int = 0) -> list[tuple[float, str]]:
     """What the hunt of ``call`` did, as (time, line), timers left out."""
     out = []
     for at, action in sim.actions(call):
-        text = line(action)
+        text = action_line(action)
         if text is not None:
             out.append((at, text))
     return out
 
 
 def lines(actions: Iterable[HuntAction]) -> list[str]:
-    return [text for action in actions if (text := line(action)) is not None]
+    return [text for action in actions if (text := action_line(action)) is not None]
