@@ -571,8 +571,7 @@ class Call:
         if sdp is not None and a_session.has_offer and self._early_leg in (None, leg):
             # Early media (183 with SDP): the caller hears this callee's audio now.
             try:
-                view = view_of(sdp)
-                presented = self.a.face.present(sdp)
+                view, presented = self.a.face.cross(sdp)
             except SipError:
                 view = None
             if view is not None:
@@ -605,8 +604,7 @@ class Call:
             self.log.warning("answer_without_sdp", leg=leg.index)
             return self._refuse_answer(leg, "callee sent no SDP", now)
         try:
-            view = view_of(body)
-            presented = self.a.face.present(body)
+            view, presented = self.a.face.cross(body)
         except SipError:
             self.log.warning("answer_with_bad_sdp", leg=leg.index)
             return self._refuse_answer(leg, "callee sent bad SDP", now)
@@ -652,8 +650,7 @@ class Call:
         if other is None or other.terminated:
             return []
         try:
-            view = view_of(sdp)
-            presented = other.face.present(sdp)
+            view, presented = other.face.cross(sdp)
         except SipError:
             return self._hang_up_all("bad SDP in ACK", now)
         leg.view = view
@@ -820,8 +817,7 @@ class Call:
         presented = None
         if sdp is not None:
             try:
-                view = view_of(sdp)
-                presented = other.face.present(sdp)
+                view, presented = other.face.cross(sdp)
             except SipError:
                 return self._run(
                     leg, session.reject_reinvite(StatusCode.NOT_ACCEPTABLE_HERE, now), now
@@ -853,8 +849,7 @@ class Call:
                 origin, origin.session.reject_reinvite(StatusCode.SERVER_INTERNAL_ERROR, now), now
             )
         try:
-            view = view_of(sdp)
-            presented = origin.face.present(sdp)
+            view, presented = origin.face.cross(sdp)
         except SipError:
             return self._run(
                 origin, origin.session.reject_reinvite(StatusCode.NOT_ACCEPTABLE_HERE, now), now
@@ -890,8 +885,7 @@ class Call:
         content_type = request.content_type if body else None
         out: list[CallAction] = []
         if body and content_type == SDP:
-            view = view_of(body)
-            body = other.face.present(body)
+            view, body = other.face.cross(body)
             leg.view = view
             out += self._expect(self._side(leg), view)
         extra = [(f.name, f.value) for f in request.headers if f.key in RELAYED_HEADERS]
@@ -929,8 +923,7 @@ class Call:
         body = response.body
         if body and response.content_type == SDP and 200 <= response.status < 300:
             try:
-                view = view_of(body)
-                body = origin.face.present(body)
+                view, body = origin.face.cross(body)
             except SipError:
                 body = b""
             else:

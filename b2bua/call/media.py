@@ -74,7 +74,10 @@ def view_of(sdp: bytes) -> MediaView:
     """Read the first audio stream of ``sdp``. Raises SdpError (a ParseError, status 400)
     on SDP that does not parse. The RFC 2543 hold address reads as a direction that does
     not receive (sendonly or inactive), with no address."""
-    sd = parse_sdp(sdp)
+    return _view(parse_sdp(sdp))
+
+
+def _view(sd: SessionDescription) -> MediaView:
     index = _first_audio(sd)
     if index is None:
         return MediaView(None, Direction.INACTIVE)
@@ -98,7 +101,16 @@ class SdpFace:
 
     def present(self, sdp: bytes) -> bytes:
         """``sdp`` (from the other leg) as this leg must see it. Raises SdpError."""
+        return self._present(parse_sdp(sdp))
+
+    def cross(self, sdp: bytes) -> tuple[MediaView, bytes]:
+        """What ``sdp`` says of its sender's audio, and ``sdp`` as this leg must see it:
+        one parse for both (every SDP crossing the switch needs the two)."""
         sd = parse_sdp(sdp)
+        return _view(sd), self._present(sd)
+
+    def _present(self, sd: SessionDescription) -> bytes:
+        """Rewrite ``sd`` in place and render it."""
         index = _first_audio(sd)
         if index is not None and _audio_host(sd, index) in _HOLD_ADDRESSES:
             # Say the RFC 2543 hold in today's words: the relay address stays.

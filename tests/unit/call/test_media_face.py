@@ -228,3 +228,11 @@ def test_view_of_no_audio_stream() -> None:
 def test_view_of_raises_on_bad_sdp() -> None:
     with pytest.raises(SdpError):
         view_of(b"v=0\r\nm=audio 1 RTP/AVP 0\r\n")
+
+
+def test_cross_reads_and_presents_with_one_parse() -> None:
+    """cross() gives what view_of() and present() give, for the same SDP."""
+    held = PHONE.replace(b"a=sendrecv", b"a=sendonly")
+    view, presented = face().cross(held)
+    assert view == view_of(held)
+    assert presented == face().present(held)
