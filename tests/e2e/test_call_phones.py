@@ -24,7 +24,12 @@ from tests.support.phones import (
     linphone_factory,
     write_tone_wav,
 )
-from tests.support.processes import RunningSwitch, SwitchFactory, log_events, wait_until
+from tests.support.processes import (
+    SwitchFactory,
+    assert_nothing_left,
+    log_events,
+    wait_until,
+)
 
 __all__ = ["baresip_factory", "linphone_factory"]
 
@@ -54,15 +59,6 @@ def decoded_audio(snd_dir: Path) -> tuple[int, list[int]]:
     """What baresip decoded in its latest call."""
     dump = sorted(snd_dir.glob("dump-*-dec.wav"))[-1]
     return read_wav_samples(dump)
-
-
-def assert_idle(switch: RunningSwitch) -> None:
-    """No call, no media port, no media socket left; the task count back to the idle one."""
-    wait_until(lambda: switch.status()["calls"]["finishing"] == 0, 40, "calls finishing")
-    status = switch.status()
-    assert status["calls"]["active"] == 0
-    assert status["media_ports"]["allocated"] == 0
-    assert status["media"] == {"sessions": 0, "sockets": 0}
 
 
 @pytest.mark.requires_tool("baresip")
@@ -102,7 +98,7 @@ def test_two_baresip_phones_call_each_other_and_talk(
     [ended] = log_events(switch, "call_ended")
     assert ended["disposition"] == "answered"
     assert ended["reason"] == "caller BYE"
-    assert_idle(switch)
+    assert_nothing_left(switch)
     assert switch.status()["tasks"] <= idle_tasks
     wait_until(lambda: len(switch.calls()) == 1, 5, "the call record")
     [record] = switch.calls()
@@ -158,7 +154,7 @@ def test_linphonec_calls_baresip_and_baresip_calls_linphonec(
     wait_until(lambda: len(log_events(switch, "call_ended")) == 2, 10, "the second call's end")
     first, second = log_events(switch, "call_ended")
     assert first["disposition"] == second["disposition"] == "answered"
-    assert_idle(switch)
+    assert_nothing_left(switch)
     wait_until(lambda: len(switch.calls()) == 2, 5, "both call records")
     records = switch.calls()
     assert [(r["caller"], r["answered_by"]) for r in records] == [

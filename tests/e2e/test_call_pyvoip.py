@@ -17,7 +17,13 @@ import pytest
 from tests.e2e.scenarios import run_scenario
 from tests.e2e.test_call_phones import example_config
 from tests.support.phones import free_rtp_range, free_sip_port
-from tests.support.processes import RunningSwitch, SwitchFactory, log_events, wait_until
+from tests.support.processes import (
+    RunningSwitch,
+    SwitchFactory,
+    assert_nothing_left,
+    log_events,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -115,9 +121,5 @@ def test_a_callee_that_ignores_cancel_and_answers_late_is_acked_and_byed(
     assert ended["disposition"] == "cancelled"
     assert ended["caller_status"] == 487
     # Nothing is left: no call, no port, no media socket.
-    wait_until(lambda: switch.status()["calls"]["finishing"] == 0, 40, "the call to finish")
-    status = switch.status()
-    assert status["calls"]["active"] == 0
-    assert status["media_ports"]["allocated"] == 0
-    assert status["media"] == {"sessions": 0, "sockets": 0}
+    assert_nothing_left(switch)
     assert switch.is_alive()

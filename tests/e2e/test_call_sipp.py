@@ -34,6 +34,7 @@ from tests.support.processes import (
     SIPP,
     RunningSwitch,
     SwitchFactory,
+    assert_nothing_left,
     free_port,
     free_udp_pair,
     log_events,
@@ -201,17 +202,6 @@ def callees(
     finally:
         for callee in started:
             callee.stop()
-
-
-def assert_nothing_left(switch: RunningSwitch, idle_tasks: int | None = None) -> None:
-    wait_until(lambda: switch.status()["calls"]["finishing"] == 0, 40, "every call to finish")
-    status = switch.status()
-    assert status["calls"]["active"] == 0
-    assert status["calls"]["list"] == []
-    assert status["media_ports"]["allocated"] == 0
-    assert status["media"] == {"sessions": 0, "sockets": 0}
-    if idle_tasks is not None:
-        assert status["tasks"] <= idle_tasks
 
 
 # -- one call each way it can end

@@ -400,3 +400,16 @@ def require_tools(*tools: str) -> None:
             pytrace=False,
         )
     pytest.skip(f"{', '.join(missing)} not installed (set {REQUIRE_ENV}=1 to fail instead)")
+
+
+def assert_nothing_left(switch: RunningSwitch, idle_tasks: int | None = None) -> None:
+    """Once every call has finished: no call, no allocated media port, no media session
+    or socket, and (given the idle count) no more asyncio tasks than when idle."""
+    wait_until(lambda: switch.status()["calls"]["finishing"] == 0, 40, "every call to finish")
+    status = switch.status()
+    assert status["calls"]["active"] == 0
+    assert status["calls"]["list"] == []
+    assert status["media_ports"]["allocated"] == 0
+    assert status["media"] == {"sessions": 0, "sockets": 0}
+    if idle_tasks is not None:
+        assert status["tasks"] <= idle_tasks
