@@ -128,6 +128,15 @@ class Server:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
         tune_garbage_collector()
+        overlap = ephemeral_overlap(config.media.rtp_port_min, config.media.rtp_port_max)
+        if overlap is not None:
+            log.warning(
+                "rtp_range_overlaps_ephemeral_ports",
+                rtp_ports=f"{config.media.rtp_port_min}-{config.media.rtp_port_max}",
+                ephemeral_ports=f"{overlap[0]}-{overlap[1]}",
+                hint="a call whose port another program took first gets 503; "
+                "move [media] rtp_port_min/max below or above the ephemeral range",
+            )
         log.info(
             "server_started",
             listen=[str(b) for b in self.bound],
@@ -237,6 +246,21 @@ class Server:
     def execute_media(self, command: MediaCommand) -> None:
         if self.media is not None:
             self.media.execute(command)
+
+
+EPHEMERAL_RANGE_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_overlap(
+    low: int, high: int, source: Path = EPHEMERAL_RANGE_FILE
+) -> tuple[int, int] | None:
+    """The kernel's ephemeral port range (where a socket bound to port 0 lands) when it
+    overlaps ``low..high``; ``None`` when it does not or cannot be read (not Linux)."""
+    try:
+        first, last = (int(part) for part in source.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return (first, last) if low <= last and first <= high else None
 
 
 def tune_garbage_collector() -> None:

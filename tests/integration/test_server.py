@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from b2bua.config import Config, ListenAddress
-from b2bua.runtime.server import Server
+from b2bua.runtime.server import Server, ephemeral_overlap
 from b2bua.sip.address import Transport
 
 OPTIONS = (
@@ -129,3 +129,26 @@ async def test_stop_releases_the_ports(tmp_path: Path) -> None:
         s.bind(tcp)
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert tasks == []
+
+
+@pytest.mark.parametrize(
+    ("rtp", "expected"),
+    [
+        ((20000, 29999), None),  # below 32768-60999: the advice the docs give
+        ((30000, 32768), (32768, 60999)),  # touches the first ephemeral port
+        ((60999, 61998), (32768, 60999)),  # touches the last
+        ((61000, 65000), None),
+    ],
+)
+def test_an_rtp_range_in_the_ephemeral_ports_is_named(
+    tmp_path: Path, rtp: tuple[int, int], expected: tuple[int, int] | None
+) -> None:
+    source = tmp_path / "ip_local_port_range"
+    source.write_text("32768\t60999\n")
+    assert ephemeral_overlap(*rtp, source=source) == expected
+
+
+def test_an_unreadable_ephemeral_range_is_no_warning(tmp_path: Path) -> None:
+    assert ephemeral_overlap(1024, 65535, source=tmp_path / "missing") is None
+    (tmp_path / "garbled").write_text("not numbers")
+    assert ephemeral_overlap(1024, 65535, source=tmp_path / "garbled") is None

@@ -71,6 +71,7 @@ import ctypes
 import json
 import math
 import os
+import random
 import re
 import signal
 import socket
@@ -259,26 +260,50 @@ def free_sip_port(host: str = HOST) -> int:
 
 
 def free_rtp_range(size: int = RTP_RANGE_SIZE, host: str = HOST) -> tuple[int, int]:
-    """An even-based ``(first, last)`` port range whose first two UDP ports are free now.
+    """An even-based ``(first, last)`` UDP port range, every port of it free now.
 
-    The phones pick random ports inside the range and retry on a bind failure, so
-    the range only has to be mostly free and not shared by two phones in one test.
+    The range lies outside the kernel's ephemeral range (``ip_local_port_range``), as a
+    deployment's should: there, any socket bound to port 0 (a SIPp's, a phone's, the
+    switch's own) may land on a port the switch is about to give a call, and that call
+    fails with 503. Below it, only a test that asks for a port by number can collide, and
+    the ranges of one test are checked disjoint.
     """
+    low, high = _ephemeral_ports()
+    spans = [(1024, low - 1), (high + 1, 65535)]
+    starts = [
+        first for first_port, last_port in spans
+        for first in range(first_port + (first_port & 1), last_port - size + 2, 2)
+    ]  # fmt: skip
+    chooser = random.SystemRandom()
     for _ in range(50):
-        first = free_port(host) & ~1
-        if first < 1024 or first + size - 1 > 65535:
-            continue
-        with (
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp,
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp,
-        ):
-            try:
-                rtp.bind((host, first))
-                rtcp.bind((host, first + 1))
-            except OSError:
-                continue
-        return first, first + size - 1
+        first = chooser.choice(starts)
+        if _all_free(host, range(first, first + size)):
+            return first, first + size - 1
     raise RuntimeError("no free RTP port range after 50 tries")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(part) for part in text.split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def _all_free(host: str, ports: range) -> bool:
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sockets.append(udp)
+            udp.bind((host, port))
+    except OSError:
+        return False
+    finally:
+        for udp in sockets:
+            udp.close()
+    return True
 
 
 def _disjoint(ports: Sequence[int], rtp: tuple[int, int]) -> bool:
