@@ -6,6 +6,7 @@ clocks"); ``duration`` is the talk time, from the answer to the end (0 when unan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,7 +29,15 @@ class CallRecord:
     ``caller_status`` is the final response the caller got to its INVITE (200 when
     answered); ``callee_status`` the best final response of the callee legs (None when no
     leg was tried). ``end_reason`` says who or what ended it (``caller BYE``, ``callee
-    BYE``, ``RTP timeout``, ``cancelled``, ``ring timeout``, ...)."""
+    BYE``, ``RTP timeout``, ``cancelled``, ``ring timeout``, ...).
+
+    ``hunts``: each entry is one hunt the call went through (a chain of groups gives
+    several), in order, as :meth:`b2bua.hunt.engine.Hunt.record` returns it: keys
+    ``group``, ``strategy``, ``seed``, ``result``, ``connected``, ``overflow`` and
+    ``members`` (a list of dicts with ``t``, ``member``, ``outcome``, ``round``, and
+    ``reason``/``status`` when known); empty when the call hunted no group. Plain
+    JSON-serialisable data (str, int, float, bool, None, lists, dicts): the store keeps it
+    as JSON text and the status API answers it as is."""
 
     call_id: str
     caller: str
@@ -43,3 +52,4 @@ class CallRecord:
     caller_status: int | None
     callee_status: int | None
     end_reason: str
+    hunts: tuple[Mapping[str, object], ...] = ()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import queue
 import sqlite3
 import threading
@@ -55,6 +56,9 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         )""",
         "CREATE INDEX call_records_by_start ON call_records (started_at)",
     ),
+    # The hunt trace of each call (CallRecord.hunts) as JSON text; NULL when it hunted no
+    # group, as every row written before this version reads.
+    3: ("ALTER TABLE call_records ADD COLUMN hunts TEXT",),
 }
 SCHEMA_VERSION: Final = max(MIGRATIONS)
 MAX_BATCH: Final = 200  # operations per transaction
@@ -73,6 +77,7 @@ _SAVE: Final = (
 _RECORD_COLUMNS: Final = (
     "call_id", "caller", "caller_name", "callee", "answered_by", "started_at", "answered_at",
     "ended_at", "duration", "disposition", "caller_status", "callee_status", "end_reason",
+    "hunts",
 )  # fmt: skip
 _SAVE_RECORD: Final = (
     f"INSERT INTO call_records ({', '.join(_RECORD_COLUMNS)}) "
@@ -190,7 +195,7 @@ class BindingStore:
     def save_call_record(self, record: CallRecord) -> None:
         """Queue an insert of ``record`` as a new row; returns at once. Records are never
         merged: the same record saved twice is two rows. ValueError for a disposition that
-        is not a :class:`Disposition`."""
+        is not a :class:`Disposition`, TypeError for hunts that are not JSON data."""
         self._put(_SaveCallRecord(_record_row(record)))
 
     def load_call_records(
@@ -218,6 +223,7 @@ class BindingStore:
                 fields["disposition"] = Disposition(fields["disposition"])
             except ValueError as exc:
                 raise StoreError(f"{self.path}: unknown call record disposition: {exc}") from exc
+            fields["hunts"] = _parse_hunts(fields["hunts"], self.path)
             records.append(CallRecord(**fields))
         return records
 
@@ -285,7 +291,23 @@ class BindingStore:
 def _record_row(record: CallRecord) -> tuple[_SqlValue, ...]:
     row = [getattr(record, name) for name in _RECORD_COLUMNS]
     row[_RECORD_COLUMNS.index("disposition")] = Disposition(record.disposition).value
+    row[_RECORD_COLUMNS.index("hunts")] = (
+        json.dumps(list(record.hunts), separators=(",", ":")) if record.hunts else None
+    )
     return tuple(row)
+
+
+def _parse_hunts(text: _SqlValue, path: Path) -> tuple[dict[str, object], ...]:
+    """The ``hunts`` column back as CallRecord.hunts: NULL is no hunt."""
+    if text is None:
+        return ()
+    try:
+        hunts = json.loads(text) if isinstance(text, str) else None
+    except ValueError as exc:
+        raise StoreError(f"{path}: unreadable call record hunts: {exc}") from exc
+    if not isinstance(hunts, list) or not all(isinstance(hunt, dict) for hunt in hunts):
+        raise StoreError(f"{path}: call record hunts are not a JSON list of objects: {text!r:.80}")
+    return tuple(hunts)
 
 
 def _coalesced(writes: list[_Write]) -> list[_Write]:

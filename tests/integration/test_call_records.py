@@ -1,9 +1,12 @@
 """Call detail records in the SQLite store: one row per call, written by the binding
-writer in its batches, read back newest first; and the schema 1 -> 2 migration."""
+writer in its batches, read back newest first, with the hunt trace of the call; the
+schema migrations 1 -> 2 (the table) and 2 -> 3 (its hunts column); and the records as the
+status API answers them."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 import time
@@ -13,10 +16,13 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from aiohttp import ClientSession
 from structlog.testing import capture_logs
 
 from b2bua.call.records import CallRecord, Disposition
+from b2bua.config import Config, ListenAddress
 from b2bua.registrar.binding import Binding
+from b2bua.runtime.server import Server
 from b2bua.runtime.store import (
     FILE_NAME,
     MAX_BATCH,
@@ -26,6 +32,7 @@ from b2bua.runtime.store import (
     SchemaTooNewError,
     StoreError,
 )
+from b2bua.sip.address import Transport
 
 T0 = 1_700_000_000.0
 
@@ -44,6 +51,57 @@ V1_SAVE = (
     "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, registered_at, call_id, cseq, "
     "source, q, user_agent, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Schema version 2, the call records before their hunts column: never change these either.
+V2_STATEMENTS = (
+    """CREATE TABLE call_records (
+            id INTEGER PRIMARY KEY,
+            call_id TEXT NOT NULL, caller TEXT, caller_name TEXT, callee TEXT,
+            answered_by TEXT, started_at REAL, answered_at REAL, ended_at REAL,
+            duration REAL, disposition TEXT, caller_status INTEGER,
+            callee_status INTEGER, end_reason TEXT
+        )""",
+    "CREATE INDEX call_records_by_start ON call_records (started_at)",
+)
+V2_SAVE_RECORD = (
+    "INSERT INTO call_records (call_id, caller, caller_name, callee, answered_by, started_at, "
+    "answered_at, ended_at, duration, disposition, caller_status, callee_status, end_reason) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Two hunts of one call, as Hunt.record() gives them: the day group overflowed to the
+# night group, whose second member answered.
+HUNTS: tuple[dict[str, object], ...] = (
+    {
+        "group": "600",
+        "strategy": "linear",
+        "seed": 1234567,
+        "result": "overflowed",
+        "connected": None,
+        "overflow": "group timeout",
+        "members": [
+            {"t": 0.0, "member": "0101", "outcome": "ringing", "round": 1},
+            {"t": 0.25, "member": "0102", "outcome": "skipped", "round": 1, "reason": "busy"},
+            {"t": 15.0, "member": "0101", "outcome": "cancelled", "round": 1,
+             "reason": "ring time"},
+            {"t": 15.001, "member": "0103", "outcome": "failed", "round": 1, "status": 486},
+        ],
+    },
+    {
+        "group": "601",
+        "strategy": "ring all",
+        "seed": 0,
+        "result": "connected",
+        "connected": "0104",
+        "overflow": None,
+        "members": [
+            {"t": 30.125, "member": "0104", "outcome": "ringing", "round": 1},
+            {"t": 30.125, "member": "0105", "outcome": "ringing", "round": 1},
+            {"t": 34.5, "member": "0104", "outcome": "answered", "round": 1, "status": 200},
+            {"t": 34.5, "member": "0105", "outcome": "cancelled", "round": 1,
+             "reason": "answered elsewhere"},
+        ],
+    },
+)  # fmt: skip
 
 
 def record(**kw: object) -> CallRecord:
@@ -147,6 +205,22 @@ def write_version_1_file(path: Path, bindings: list[Binding]) -> None:
         conn.execute("COMMIT")
 
 
+def write_version_2_file(path: Path, bindings: list[Binding], records: list[CallRecord]) -> None:
+    """What the previous release wrote: version 1, then version 2, each with its rows."""
+    write_version_1_file(path, bindings)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in V2_STATEMENTS:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (2,))
+        conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        for r in records:
+            row = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "hunts"}
+            conn.execute(V2_SAVE_RECORD, (*row.values(),))
+        conn.execute("COMMIT")
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -157,9 +231,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 # Schema
 
 
-def test_schema_version_2_adds_the_call_records_table() -> None:
-    assert SCHEMA_VERSION == 2
-    assert MIGRATIONS[1] == V1_STATEMENTS  # a released version is never edited
+def test_schema_version_3_adds_the_hunts_column() -> None:
+    assert SCHEMA_VERSION == 3
+    # A released version is never edited.
+    assert MIGRATIONS[1] == V1_STATEMENTS
+    assert MIGRATIONS[2] == V2_STATEMENTS
+    assert MIGRATIONS[3] == ("ALTER TABLE call_records ADD COLUMN hunts TEXT",)
 
 
 def test_the_table_has_one_column_per_call_record_field(store: BindingStore, path: Path) -> None:
@@ -185,6 +262,7 @@ def test_the_table_has_one_column_per_call_record_field(store: BindingStore, pat
         "caller_status": "INTEGER",
         "callee_status": "INTEGER",
         "end_reason": "TEXT",
+        "hunts": "TEXT",
     }
     assert [c[1] for c in columns if c[3]] == ["call_id"]
     # (seq, name, unique, origin, partial): the started_at index, and nothing unique.
@@ -239,6 +317,65 @@ def test_an_unknown_disposition_in_the_file_is_a_store_error(
             "INSERT INTO call_records (call_id, started_at, disposition) VALUES ('x', 1, 'lost')"
         )
     with pytest.raises(StoreError, match="unknown call record disposition") as caught:
+        store.load_call_records()
+    assert str(path) in str(caught.value)
+
+
+# Hunts
+
+
+def test_a_record_with_two_hunts_round_trips_exactly(store: BindingStore, path: Path) -> None:
+    hunted = record(hunts=HUNTS)
+    store.save_call_record(hunted)
+    store.close()
+    [loaded] = reopened(path)
+    assert loaded == hunted
+    assert loaded.hunts == HUNTS
+    assert type(loaded.hunts) is tuple
+    assert all(type(hunt) is dict for hunt in loaded.hunts)
+    assert [list(hunt) for hunt in loaded.hunts] == [list(hunt) for hunt in HUNTS]  # key order
+    members = cast(list[dict[str, object]], loaded.hunts[0]["members"])
+    assert type(members[0]["t"]) is float
+    assert type(members[3]["status"]) is int
+    with closing(sqlite3.connect(path)) as conn:
+        [(text,)] = conn.execute("SELECT hunts FROM call_records").fetchall()
+    assert text == json.dumps(list(HUNTS), separators=(",", ":"))  # compact JSON text
+
+
+def test_a_record_without_hunts_round_trips_as_empty_and_null(
+    store: BindingStore, path: Path
+) -> None:
+    store.save_call_record(record())
+    store.save_call_record(unanswered(started_at=T0 + 1.0, hunts=[]))  # any empty sequence
+    store.close()
+    assert [r.hunts for r in reopened(path)] == [(), ()]
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM call_records WHERE hunts IS NULL").fetchone() == (
+            2,
+        )
+
+
+def test_hunts_that_are_not_json_data_are_refused_at_the_caller(store: BindingStore) -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        store.save_call_record(record(hunts=({"group": "600", "seed": object()},)))
+    assert store.flush() is True
+    assert store.load_call_records() == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[{"group":"600"', "", "not json", '{"group":"600"}', '["600"]', "[[]]", "42"],
+)
+def test_corrupt_hunts_in_the_file_are_a_store_error(
+    store: BindingStore, path: Path, text: str
+) -> None:
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "INSERT INTO call_records (call_id, started_at, disposition, hunts) "
+            "VALUES ('x', 1, 'answered', ?)",
+            (text,),
+        )
+    with pytest.raises(StoreError, match="call record hunts") as caught:
         store.load_call_records()
     assert str(path) in str(caught.value)
 
@@ -426,7 +563,9 @@ def test_close_commits_the_records_still_queued(path: Path) -> None:
 # Migration
 
 
-def test_a_version_1_file_migrates_to_2_keeping_every_binding(path: Path) -> None:
+def test_a_version_1_file_migrates_to_the_current_schema_keeping_every_binding(
+    path: Path,
+) -> None:
     full = binding()
     bare = binding("sip:0101@10.0.0.2", q=None, user_agent=None, instance=None)
     other = binding("sip:0102@192.0.2.11", aor="0102", cseq=99)
@@ -437,7 +576,7 @@ def test_a_version_1_file_migrates_to_2_keeping_every_binding(path: Path) -> Non
         store = BindingStore.open(path)
     try:
         assert [e["migrated_from"] for e in logs if e["event"] == "store_opened"] == [1]
-        assert versions(path) == [1, 2]
+        assert versions(path) == [1, 2, 3]
         assert store.load_bindings(0.0) == sorted([full, bare, other], key=lambda b: b.key)
         assert store.load_call_records() == []
         store.save_call_record(record())
@@ -448,11 +587,52 @@ def test_a_version_1_file_migrates_to_2_keeping_every_binding(path: Path) -> Non
     with capture_logs() as logs:
         store = BindingStore.open(path)
     try:
-        assert [e["migrated_from"] for e in logs if e["event"] == "store_opened"] == [2]
+        assert [e["migrated_from"] for e in logs if e["event"] == "store_opened"] == [3]
         assert len(store.load_bindings(0.0)) == 4
         assert store.load_call_records() == [record()]
     finally:
         store.close()
+
+
+def test_a_version_2_file_migrates_to_3_and_its_records_read_without_hunts(path: Path) -> None:
+    old = [record(), unanswered(call_id="b@x", started_at=T0 + 1.0)]
+    write_version_2_file(path, [binding()], old)
+    assert versions(path) == [1, 2]
+
+    with capture_logs() as logs:
+        store = BindingStore.open(path)
+    try:
+        assert [e["migrated_from"] for e in logs if e["event"] == "store_opened"] == [2]
+        assert versions(path) == [1, 2, 3]
+        assert store.load_bindings(0.0) == [binding()]
+        loaded = store.load_call_records()
+        assert loaded == old[::-1]
+        assert [r.hunts for r in loaded] == [(), ()]
+        store.save_call_record(record(call_id="new", started_at=T0 + 2.0, hunts=HUNTS))
+    finally:
+        store.close()
+
+    with capture_logs() as logs:
+        store = BindingStore.open(path)
+    try:
+        assert [e["migrated_from"] for e in logs if e["event"] == "store_opened"] == [3]
+        assert [(r.call_id, r.hunts) for r in store.load_call_records()] == [
+            ("new", HUNTS),
+            ("b@x", ()),
+            (record().call_id, ()),
+        ]
+    finally:
+        store.close()
+
+
+def test_a_failed_migration_leaves_the_version_2_file_as_it_was(path: Path) -> None:
+    write_version_2_file(path, [binding()], [record()])
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("ALTER TABLE call_records ADD COLUMN hunts BLOB")  # in the way of 3
+    with pytest.raises(StoreError, match=r"cannot migrate.*duplicate column"):
+        BindingStore.open(path)
+    assert versions(path) == [1, 2]
+    assert count_records(path) == 1
 
 
 def test_a_failed_migration_leaves_the_version_1_file_as_it_was(path: Path) -> None:
@@ -472,9 +652,50 @@ def test_a_file_of_a_newer_schema_with_records_is_refused_and_left_alone(path: P
     store.save_call_record(record())
     store.close()
     with closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("INSERT INTO schema_version (version) VALUES (3)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (4)")
     before = path.read_bytes()
-    with pytest.raises(SchemaTooNewError, match=r"schema version 3, newer than .* \(2\)"):
+    with pytest.raises(SchemaTooNewError, match=r"schema version 4, newer than .* \(3\)"):
         BindingStore.open(path)
     assert path.read_bytes() == before
     assert count_records(path) == 1
+
+
+# The status API
+
+
+async def test_the_status_api_answers_hunts_as_a_json_list(tmp_path: Path) -> None:
+    server = Server(
+        Config.model_validate({}),
+        [ListenAddress(Transport.UDP, "127.0.0.1", 0)],
+        tmp_path / "data",
+        status_listen="127.0.0.1:0",
+    )
+    await server.start()
+    try:
+        assert server.store is not None
+        assert server.status is not None
+        assert server.status.address is not None
+        server.store.save_call_record(record(call_id="hunted", started_at=T0 + 1.0, hunts=HUNTS))
+        server.store.save_call_record(record(call_id="direct"))
+        assert server.store.flush() is True
+        host, port = server.status.address
+        async with (
+            ClientSession() as session,
+            session.get(f"http://{host}:{port}/calls?limit=10") as reply,
+        ):
+            assert reply.status == 200
+            body = await reply.text()
+    finally:
+        await server.stop()
+    answered = json.loads(body)
+    assert [(r["call_id"], r["hunts"]) for r in answered] == [
+        ("hunted", list(HUNTS)),
+        ("direct", []),
+    ]
+    assert answered[0]["hunts"][1]["members"][2] == {
+        "t": 34.5,
+        "member": "0104",
+        "outcome": "answered",
+        "round": 1,
+        "status": 200,
+    }
