@@ -14,7 +14,7 @@ from pathlib import Path
 
 from b2bua import __version__
 from b2bua.config import Config, ConfigError, ListenAddress, load_config, parse_http_listen
-from b2bua.hunt import MemberBook, Phone, build_groups
+from b2bua.hunt import MemberBook, Phone
 from b2bua.hunt.timeline import json_report, parse_answer, parse_fail, phones, simulate, text_report
 from b2bua.logging import configure_logging
 
@@ -180,8 +180,7 @@ def _simulate(args: argparse.Namespace) -> int:
             f"b2bua simulate: no group {args.group!r} in {args.config} (groups: {known})\n"
         )
         return 2
-    mailboxes = [number for number, ext in config.extensions.items() if ext.mailbox]
-    groups = build_groups(config.groups, mailboxes)
+    groups = config.hunt_groups()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     call = simulate(groups, book, args.group, scripted, seed)
     if args.json:

@@ -24,7 +24,8 @@ from pydantic import (
 )
 
 from b2bua.call.settings import CallSettings, MediaSettings, Number, NumberEntry
-from b2bua.hunt.settings import GroupName, GroupSettings, check_groups
+from b2bua.hunt.model import HuntGroup
+from b2bua.hunt.settings import GroupName, GroupSettings, build_groups, check_groups
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
 
@@ -168,6 +169,11 @@ class Config(_Model):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def hunt_groups(self) -> dict[str, HuntGroup]:
+        """The groups as the switch and ``b2bua simulate`` run them."""
+        mailboxes = [number for number, ext in self.extensions.items() if ext.mailbox]
+        return build_groups(self.groups, mailboxes)
 
     def _numbers_reach_extensions(self) -> list[str]:
         missing = [

@@ -16,15 +16,17 @@ Unsupported; a malformed request gets 400 (505, 513) naming the fault.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
+import zlib
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Final, TypeAlias
 
 from structlog.typing import FilteringBoundLogger
 
 from b2bua.call.actions import (
+    CALLER,
     Abandon,
     Arm,
     CallAction,
@@ -32,6 +34,9 @@ from b2bua.call.actions import (
     CallEnded,
     CallFinished,
     Disarm,
+    MemberAnswered,
+    MemberFailed,
+    MemberRinging,
     Purpose,
     Respond,
     SendDirect,
@@ -42,7 +47,8 @@ from b2bua.call.actions import (
     TimerName as CallTimerName,
 )
 from b2bua.call.call import Call
-from b2bua.call.routing import DialPlan, Reject
+from b2bua.call.hunting import HuntDesk, MemberEvent
+from b2bua.call.routing import DialPlan, Reject, ToGroup
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
@@ -61,6 +67,8 @@ from b2bua.events import (
     StateLoaded,
     StreamReceived,
 )
+from b2bua.hunt.engine import HuntTimer
+from b2bua.hunt.model import HuntGroup
 from b2bua.ids import BRANCH_PREFIX, IdSource
 from b2bua.registrar.auth import Authenticated, Ignored, Refused
 from b2bua.registrar.location import Registration
@@ -120,6 +128,9 @@ CHALLENGED_METHODS: Final = KNOWN_METHODS - {"REGISTER", "OPTIONS", "ACK", "CANC
 #: Option tags we support (RFC 3261 section 19.2): session timers (RFC 4028).
 SUPPORTED_EXTENSIONS: Final[tuple[str, ...]] = ("timer",)
 ACCEPTED_CONTENT: Final = "application/sdp"
+#: Member events and wake-ups handled after one input before the switch gives up on them
+#: (a hunt that keeps waking another is a bug; this keeps the switch serving).
+MAX_SETTLE_STEPS: Final = 100_000
 _SIP_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
 
 
@@ -160,6 +171,7 @@ class SwitchSettings:
     numbers: Mapping[str, NumberEntry] = field(default_factory=dict)
     calls: CallSettings = field(default_factory=CallSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    groups: Mapping[str, HuntGroup] = field(default_factory=dict)
 
     @property
     def sip_domain(self) -> str:
@@ -223,7 +235,7 @@ class Switch:
         self._own_sent_by = {(a.host, a.port) for a in settings.listen}
         self._own_sent_by.add((settings.host, settings.listen[0].port if settings.listen else 5060))
         # Calls.
-        self._dial_plan = DialPlan(settings.extensions, settings.numbers)
+        self._dial_plan = DialPlan(settings.extensions, settings.numbers, settings.groups)
         media = settings.media
         self.ports = PortPool(media.rtp_port_min, media.rtp_port_max)
         self._call_context = self._make_call_context(settings, wall_offset)
@@ -234,9 +246,16 @@ class Switch:
         self._call_transactions: dict[TransactionKey, tuple[Call, int, Purpose]] = {}
         self._keys_of_call: dict[int, set[TransactionKey]] = {}
         self._call_sessions: dict[str, Call] = {}
-        self._busy: Counter[str] = Counter()
-        self._busy_by_call: dict[int, list[str]] = {}
         self.calls_ended = 0
+        # Hunting: the member book and each call's hunt; member events from calls wait
+        # here until the input that caused them is done (ARCHITECTURE.md, "Hunt semantics").
+        self.desk = HuntDesk(
+            settings.groups,
+            settings.extensions,
+            self._devices,
+            ring_timeout=settings.calls.ring_timeout,
+        )
+        self._member_events: deque[tuple[Call, MemberEvent]] = deque()
 
     @staticmethod
     def _make_call_context(settings: SwitchSettings, wall_offset: float) -> CallContext:
@@ -266,6 +285,12 @@ class Switch:
     # -- the boundary
 
     def handle(self, event: Input, now: float) -> list[Output]:
+        out = self._handle(event, now)
+        if self._member_events or self.desk.changed:
+            out += self._settle(now)
+        return out
+
+    def _handle(self, event: Input, now: float) -> list[Output]:
         match event:
             case DatagramReceived(data=data, peer=peer):
                 return self._on_bytes(data, peer, now, stream=False)
@@ -276,6 +301,8 @@ class Switch:
             case StateLoaded(bindings=bindings):
                 restored = self.registrar.restore(bindings, now + self.wall_offset)
                 self._time_bindings(restored, [], now)
+                for number in self.settings.extensions:
+                    self._presence(number)
                 return []
             case RtpTimeout(session_id=session_id, idle_for=idle_for):
                 call = self._call_sessions.get(session_id)
@@ -301,15 +328,67 @@ class Switch:
                 if expired is not None:
                     self._timers.cancel(QualifyDue(key.aor, key.contact))
                     out.append(DeleteBinding(aor=key.aor, contact=expired.binding.contact))
+                    self._presence(key.aor)
             elif isinstance(key, QualifyDue):
                 out += self._qualify(key, now)
             elif isinstance(key, CallTimerKey):
                 call = self._calls.get(key.call)
-                if call is not None:
-                    out += self._step(call, partial(call.on_timer, key.leg, key.name, now), now)
+                if call is None:
+                    continue
+                name = key.name
+                if isinstance(name, HuntTimer):
+                    out += self._step(call, partial(self.desk.on_timer, call, name, now), now)
+                else:
+                    out += self._step(call, partial(call.on_timer, key.leg, name, now), now)
             else:
                 out += self._apply(self._layer.on_timer(key[0], key[1], now), now)
+            # Each timer is an input of its own: a hunt's timer that rings a member must
+            # be in the book before the next timer's hunt looks.
+            if self._member_events or self.desk.changed:
+                out += self._settle(now)
         return out
+
+    def _settle(self, now: float) -> list[Output]:
+        """Feed the member events of the last input to their hunts, then wake the hunts
+        waiting for a member whose state changed (oldest call first), until nothing
+        is left."""
+        out: list[Output] = []
+        events = self._member_events
+        changed = self.desk.changed
+        for _ in range(MAX_SETTLE_STEPS):
+            if events:
+                call, event = events.popleft()
+                if call.ref in self._calls:
+                    step = partial(self.desk.on_member_event, call, event, now)
+                    out += self._step(call, step, now)
+            elif changed:
+                number = next(iter(changed))
+                del changed[number]
+                for call in self.desk.waiting(number):
+                    out += self._step(call, partial(self.desk.wake, call, number, now), now)
+            else:
+                return out
+        self._log.error("hunt_settle_limit", pending=len(events), changed=len(changed))
+        events.clear()
+        changed.clear()
+        return out
+
+    def _devices(self, number: str) -> list[Target]:
+        """Every device registered for extension ``number`` that answers (qualify)."""
+        return [
+            Target(number, reg.binding.contact, reg.peer)
+            for reg in self.registrar.location.registrations(number)
+            if reg.reachable
+        ]
+
+    def _presence(self, number: str) -> None:
+        """The registrar changed ``number``'s bindings or their reachability: tell the book."""
+        registrations = self.registrar.location.registrations(number)
+        self.desk.set_presence(
+            number,
+            registered=bool(registrations),
+            reachable=any(reg.reachable for reg in registrations),
+        )
 
     def next_deadline(self) -> float | None:
         return self._timers.next_deadline()
@@ -488,14 +567,14 @@ class Switch:
             destination = self._dial_plan.route(dialled)
         if isinstance(destination, Reject):
             return self._reply(request, key, destination.status, now, reason=destination.reason)
-        number = destination.number
-        extension = self.settings.extensions[number]
         if len(self._calls) >= self.settings.calls.max_calls:
             self._log.warning("call_limit_reached", calls=len(self._calls))
             return self._reply(
                 request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
             )
-        if extension.dnd or self._busy[number] >= extension.max_calls:
+        group = destination.name if isinstance(destination, ToGroup) else None
+        number = None if isinstance(destination, ToGroup) else destination.number
+        if number is not None and self.desk.is_busy(number):
             return self._reply(request, key, StatusCode.BUSY_HERE, now)
         try:
             ports = (self.ports.allocate(now), self.ports.allocate(now))
@@ -512,7 +591,7 @@ class Switch:
                 invite_key=key,
                 peer=peer,
                 caller=caller,
-                callee=dialled or number,
+                callee=dialled or number or "",
                 ports=ports,
                 context=self._call_context,
                 ids=self._ids,
@@ -534,23 +613,24 @@ class Switch:
             self._release_ports(ports)
             status = error.status_hint or StatusCode.BAD_REQUEST
             return self._reply(request, key, status, now)
-        targets = [
-            Target(number, reg.binding.contact, reg.peer)
-            for reg in self.registrar.location.registrations(number)
-            if reg.reachable
-        ]
         self._calls[ref] = call
+        for call_id, tag, leg in call.dialog_ids():
+            self._call_dialogs[(call_id, tag)] = (call, leg)
         self._call_invites[key] = call
         self._call_sessions[call.session_id] = call
-        counted = [number] + ([caller_extension] if caller_extension else [])
-        self._busy.update(counted)
-        self._busy_by_call[ref] = counted
+        self.desk.admit(call, caller_extension)
 
         def begin() -> list[CallAction]:
-            actions = call.start(targets, now)
-            for call_id, tag, leg in call.dialog_ids():
-                self._call_dialogs[(call_id, tag)] = (call, leg)
-            return actions
+            if group is not None:
+                # The seed of a random hunt, from the Call-ID: logged, and replayable
+                # with b2bua simulate --seed.
+                seed = zlib.crc32(request.call_id.encode())
+                return self.desk.start(call, group, seed, now)
+            assert number is not None
+            targets = self._devices(number)
+            if targets:
+                self.desk.ringing(call, number)
+            return call.start(targets, now)
 
         return self._step(call, begin, now)
 
@@ -583,7 +663,7 @@ class Switch:
         out: list[Output] = [CloseSession(session_id=call.session_id)]
         if not call.is_ended:
             out += self._call_actions(call, [CallEnded(call.failed(now))], now)
-        self._forget_call(call)
+        self._forget_call(call, now)
         return out
 
     def _call_actions(self, call: Call, actions: list[CallAction], now: float) -> list[Output]:
@@ -598,6 +678,13 @@ class Switch:
                             # The transaction is gone (Timer L): the TU resends its 2xx.
                             out.append(self._send(response.to_bytes(), peer))
                 case SendInLeg(leg=leg, request=request, peer=peer, purpose=purpose):
+                    if purpose is Purpose.INVITE:
+                        # A new callee leg: in-dialog requests and stray 2xx find the call
+                        # by its Call-ID and our tag.
+                        self._call_dialogs[(request.call_id, request.from_.tag or "")] = (
+                            call,
+                            leg,
+                        )
                     key, events = self._layer.send_request(request, peer, now)
                     self._call_transactions[key] = (call, leg, purpose)
                     self._keys_of_call.setdefault(call.ref, set()).add(key)
@@ -612,18 +699,24 @@ class Switch:
                     out += self._apply(self._layer.terminate(key, now), now)
                 case CallEnded(record=record):
                     self.calls_ended += 1
-                    for number in self._busy_by_call.pop(call.ref, []):
-                        self._busy[number] -= 1
-                        if self._busy[number] <= 0:
-                            del self._busy[number]
+                    last, hunts = self.desk.ended(call, now)
+                    out += self._call_actions(call, last, now)
+                    if hunts:
+                        call.log.info("hunt_trace", hunts=hunts)
+                        record = replace(record, hunts=tuple(hunts))
                     out.append(SaveCallRecord(record=record))
                 case CallFinished():
-                    self._forget_call(call)
+                    self._forget_call(call, now)
+                case MemberRinging() | MemberAnswered() | MemberFailed():
+                    self._member_events.append((call, action))
                 case _:
                     out.append(action)  # a media command
         return out
 
-    def _forget_call(self, call: Call) -> None:
+    def _forget_call(self, call: Call, now: float) -> None:
+        self.desk.forget(call, now)
+        for name in HuntTimer:
+            self._timers.cancel(CallTimerKey(call.ref, CALLER, name))
         self._calls.pop(call.ref, None)
         self._call_sessions.pop(call.session_id, None)
         if self._call_invites.get(call.a.invite_key or _NO_KEY) is call:
@@ -695,6 +788,8 @@ class Switch:
             response.headers.add(name, value)
         out = self._respond(key, response, now)
         self._time_bindings(reply.saved, reply.removed, now)
+        for aor in {reg.binding.aor for reg in (*reply.saved, *reply.removed)}:
+            self._presence(aor)
         out += [SaveBinding(binding=reg.binding) for reg in reply.saved]
         out += [
             DeleteBinding(aor=reg.binding.aor, contact=reg.binding.contact) for reg in reply.removed
@@ -740,6 +835,7 @@ class Switch:
             registration.answered_at = now
         if registration.reachable != reachable:
             registration.reachable = reachable
+            self._presence(due.aor)
             self._log.info(
                 "contact_reachable" if reachable else "contact_unreachable",
                 aor=due.aor,

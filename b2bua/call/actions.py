@@ -11,6 +11,7 @@ from typing import Final, TypeAlias
 
 from b2bua.call.records import CallRecord
 from b2bua.dialog import LocalAddress, SessionTimer
+from b2bua.hunt.engine import HuntTimer
 from b2bua.sip.address import Peer, Transport
 from b2bua.sip.message import Request, Response
 from b2bua.transaction.keys import TransactionKey
@@ -37,7 +38,8 @@ class CallTimer(Enum):
     SESSION_TIMER = "session timer"  # RFC 4028: refresh the caller's session, or give up
 
 
-TimerName: TypeAlias = CallTimer | SessionTimer
+#: Hunt timers are filed under the call (leg CALLER) but fed to its hunt, not to the call.
+TimerName: TypeAlias = CallTimer | SessionTimer | HuntTimer
 
 
 # -- actions (call -> switch)
@@ -105,6 +107,35 @@ class CallFinished:
     """Every leg is terminated: the switch forgets the call and frees its ports."""
 
 
+# -- what happened to a member (an extension rung as one, all its devices together);
+#    the switch feeds these to the call's hunt and keeps the member book with them
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRinging:
+    """The first 180 (or 183) from a device of ``extension`` in its current ring."""
+
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAnswered:
+    """A device of ``extension`` answered and the caller is bridged to it; ``late``: it
+    answered after it was stopped (or another won) and was released, not bridged."""
+
+    extension: str
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFailed:
+    """Every device of ``extension`` in its current ring ended without answering (and the
+    hunt had not stopped it); ``status`` is the best of their final responses."""
+
+    extension: str
+    status: int
+
+
 CallAction: TypeAlias = (
     Respond
     | SendInLeg
@@ -114,6 +145,9 @@ CallAction: TypeAlias = (
     | Abandon
     | CallEnded
     | CallFinished
+    | MemberRinging
+    | MemberAnswered
+    | MemberFailed
     | MediaCommand
 )
 

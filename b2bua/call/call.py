@@ -31,6 +31,9 @@ from b2bua.call.actions import (
     CallFinished,
     CallTimer,
     Disarm,
+    MemberAnswered,
+    MemberFailed,
+    MemberRinging,
     Purpose,
     Respond,
     SendDirect,
@@ -72,6 +75,7 @@ from b2bua.dialog.session_events import (
     StartTimer,
     Terminated,
 )
+from b2bua.hunt.engine import Hunt, HuntTimer
 from b2bua.ids import IdSource
 from b2bua.sip.address import Peer
 from b2bua.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
@@ -174,6 +178,13 @@ class Call:
         self._owed_ack: Leg | None = None  # B leg whose 2xx offer awaits A's answer
         self._finished = False
         self._hanging_up = False  # the call is being torn down
+        # A call to a hunt group: the switch sets ``hunt`` (the current one of a chain)
+        # and feeds it; the call rings and stops members as it says.
+        self.hunt: Hunt | None = None
+        self._rings: dict[str, int] = {}  # member -> its current ring
+        self._ring_count = 0
+        self._closed_rings: set[int] = set()  # stopped by the hunt, or failure reported
+        self._alerted_rings: set[int] = set()
 
     def _face(self, port: int) -> SdpFace:
         return SdpFace(self.context.media_host, port, self._ids.new_tag()[:8].encode().hex())
@@ -205,6 +216,14 @@ class Call:
 
     def snapshot(self, now: float, wall_offset: float) -> dict[str, object]:
         """What /status shows of a live call."""
+        hunt = self.hunt
+        hunting = None
+        if hunt is not None:
+            hunting = {
+                "group": hunt.group.name,
+                "state": hunt.state.value,
+                "ringing": sorted(hunt.ringing),
+            }
         return {
             "call_id": self.invite.call_id,
             "caller": self.caller,
@@ -215,6 +234,7 @@ class Call:
             "age": round(now - self.started_at, 3),
             "legs": len(self.legs) - 1,
             "media_ports": list(self.ports),
+            "hunt": hunting,
         }
 
     # -- starting
@@ -222,18 +242,7 @@ class Call:
     def start(self, targets: list[Target], now: float) -> list[CallAction]:
         """Open the media session and ring every target (or refuse the call when there
         is none)."""
-        a_view = self.a.view
-        actions: list[CallAction] = [
-            OpenSession(
-                session_id=self.session_id,
-                local_host=self.context.media_host,
-                rtp_port_a=self.ports[0],
-                rtp_port_b=self.ports[1],
-                expected_a=None if a_view is None else a_view.address,
-                expected_b=None,
-                latch_any=self.context.latch_any,
-            )
-        ]
+        actions = self._open_media()
         self.log.info("call_started", caller=self.caller, callee=self.callee, devices=len(targets))
         if not targets:
             self.end_reason = "not registered"
@@ -246,6 +255,80 @@ class Call:
             actions.append(SendInLeg(leg.index, request, leg.peer, Purpose.INVITE))
         actions.append(Arm(CALLER, CallTimer.RING_TIMEOUT, now + self.context.ring_timeout))
         return actions
+
+    def start_hunt(self, hunt: Hunt) -> list[CallAction]:
+        """A call to a hunt group: open the media session; ``hunt`` (started by the
+        switch) then decides whom to ring, through :meth:`ring_member`,
+        :meth:`stop_member` and :meth:`give_up`. No ring timeout: the group's timers rule."""
+        self.hunt = hunt
+        self.log.info(
+            "call_started",
+            caller=self.caller,
+            callee=self.callee,
+            group=hunt.group.name,
+            strategy=hunt.group.strategy.value,
+            seed=hunt.seed,
+        )
+        return self._open_media()
+
+    def ring_member(self, number: str, targets: list[Target], now: float) -> list[CallAction]:
+        """Ring every device of member ``number`` at once, as one ring of it. With no
+        device to ring, the member fails at once (480)."""
+        if self.winner is not None or self.is_ended or self.a.terminated:
+            return []
+        self._ring_count += 1
+        ring = self._ring_count
+        self._rings[number] = ring
+        if not targets:
+            self._closed_rings.add(ring)
+            return [MemberFailed(number, StatusCode.TEMPORARILY_UNAVAILABLE)]
+        offer = sdp_of(self.invite)
+        out: list[CallAction] = []
+        for target in targets:
+            leg, request = self._new_callee_leg(target, offer)
+            leg.ring = ring
+            out.append(SendInLeg(leg.index, request, leg.peer, Purpose.INVITE))
+        self.log.info("member_rung", extension=number, devices=len(targets))
+        return out
+
+    def stop_member(self, number: str, now: float) -> list[CallAction]:
+        """Stop ringing member ``number``: CANCEL its devices (an answer that crosses the
+        CANCEL is ACKed and BYEd)."""
+        ring = self._rings.get(number)
+        if ring is None or ring in self._closed_rings:
+            return []
+        self._closed_rings.add(ring)
+        out: list[CallAction] = []
+        for leg in self.legs[1:]:
+            if leg.ring == ring and leg is not self.winner and not leg.terminated:
+                out += self._run(leg, leg.session.hang_up(now), now)
+        return out
+
+    def give_up(
+        self, status: int, reason: str, disposition: Disposition, now: float
+    ) -> list[CallAction]:
+        """The hunt found nobody: refuse the caller with ``status`` and stop every callee."""
+        if self.winner is not None or self.is_ended:
+            return []
+        self.log.info("hunt_gave_up", reason=reason, status=int(status))
+        self.end_reason = self.end_reason or reason
+        self._disposition = self._disposition or disposition
+        actions = self._hang_up_callees(now)
+        return actions + self._reject_caller(status, now) + self._end_if_done(reason, now)
+
+    def _open_media(self) -> list[CallAction]:
+        a_view = self.a.view
+        return [
+            OpenSession(
+                session_id=self.session_id,
+                local_host=self.context.media_host,
+                rtp_port_a=self.ports[0],
+                rtp_port_b=self.ports[1],
+                expected_a=None if a_view is None else a_view.address,
+                expected_b=None,
+                latch_any=self.context.latch_any,
+            )
+        ]
 
     def _new_callee_leg(self, target: Target, offer: bytes | None) -> tuple[Leg, Request]:
         invite = self.invite
@@ -450,6 +533,8 @@ class Call:
                 self.log.info("cancel_unanswered", leg=leg.index)
                 actions = [] if leg.invite_key is None else [Abandon(leg.invite_key)]
                 return actions + self._run(leg, session.on_invite_failed(now, 487), now)
+            case HuntTimer():
+                return []  # the switch feeds these to the hunt
             case SessionTimer():
                 if name is SessionTimer.ACK_TIMEOUT and not self.end_reason:
                     self.end_reason = ("caller" if leg is self.a else "callee") + " never ACKed"
@@ -568,6 +653,11 @@ class Call:
             return []
         a_session = self.a_session
         out: list[CallAction] = []
+        ring = leg.ring
+        fresh = ring not in self._alerted_rings and ring not in self._closed_rings
+        if ring is not None and leg.extension is not None and fresh:
+            self._alerted_rings.add(ring)
+            out.append(MemberRinging(leg.extension))
         if sdp is not None and a_session.has_offer and self._early_leg in (None, leg):
             # Early media (183 with SDP): the caller hears this callee's audio now.
             try:
@@ -591,10 +681,19 @@ class Call:
     def _callee_answered(self, leg: Leg, sdp: bytes | None, now: float) -> list[CallAction]:
         session = leg.session
         assert isinstance(session, UacInviteSession)
-        if self.winner is not None or self.a.terminated or self.is_ended:
+        late = self.winner is not None or self.a.terminated or self.is_ended
+        # A device we already CANCELled (ring time over, the hunt moved on) cannot win;
+        # nor can a member once the hunt's group timeout has come.
+        late = late or leg.cancel_wanted
+        if not late and self.hunt is not None and leg.extension is not None:
+            late = not self.hunt.may_answer(leg.extension, now)
+        if late:
             # Lost the race (or the caller is gone): ACK (done) and BYE this one.
             self.log.info("late_answer_released", leg=leg.index)
-            return self._run(leg, session.hang_up(now), now)
+            released = self._run(leg, session.hang_up(now), now)
+            if self.hunt is not None and leg.extension is not None:
+                released.append(MemberAnswered(leg.extension, late=True))
+            return released
         a_session = self.a_session
         body = sdp
         if body is None and leg is self._early_leg:
@@ -613,6 +712,8 @@ class Call:
         self.log.info("call_answered", leg=leg.index, extension=leg.extension)
         leg.view = view
         out: list[CallAction] = [Disarm(CALLER, CallTimer.RING_TIMEOUT)]
+        if leg.extension is not None:
+            out.append(MemberAnswered(leg.extension))
         early = self._early_leg
         if early is not None and early is not leg and view.address is not None:
             # The caller heard another device's early media: the answering device's
@@ -722,6 +823,8 @@ class Call:
                 self.end_reason = "callee BYE" if reason is EndReason.REMOTE_BYE else reason.value
             if not self.a.terminated:
                 out += self._hang_up_all(self.end_reason, now)
+        elif self.hunt is not None:
+            out += self._ring_ended(leg)
         elif (
             self.winner is None
             and not self.a.terminated
@@ -735,6 +838,21 @@ class Call:
             self._disposition = self._disposition or disposition_of(best)
             out += self._reject_caller(best, now)
         return out + self._end_if_done(self.end_reason or reason.value, now)
+
+    def _ring_ended(self, leg: Leg) -> list[CallAction]:
+        """A hunt's callee leg ended unanswered: when it was the last device of its
+        member's ring, the member failed (unless the hunt had stopped it)."""
+        ring = leg.ring
+        if ring is None or leg.extension is None or ring in self._closed_rings:
+            return []
+        if self.winner is not None or self.is_ended or self.a.terminated:
+            return []
+        legs = [b for b in self.legs[1:] if b.ring == ring]
+        if not all(b.terminated for b in legs):
+            return []
+        self._closed_rings.add(ring)
+        best = best_final_status(b.final_status for b in legs if b.final_status is not None)
+        return [MemberFailed(leg.extension, best)]
 
     def _end_if_done(self, reason: str, now: float) -> list[CallAction]:
         out: list[CallAction] = []

@@ -22,6 +22,7 @@ class Leg:
     peer: Peer
     face: SdpFace  # what this leg sees of the switch
     extension: str | None = None
+    ring: int | None = None  # B of a hunt: which ring of its member (Call.ring_member)
     invite_key: TransactionKey | None = None
     provisional: bool = False  # B: a 1xx arrived, so a CANCEL may be sent (9.1)
     cancel_wanted: bool = False

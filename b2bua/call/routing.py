@@ -7,6 +7,9 @@ destination, each public (anyone may call it, e.g. calls from a carrier) or not.
 public check comes first so that an outside caller is never challenged for a public
 number; everything else needs the caller to authenticate before the switch says whether
 the number exists (no number enumeration by unauthenticated callers).
+
+Hunt groups bring their own numbers: ``public_numbers`` anyone may dial, ``numbers`` only
+authenticated extensions (the config check keeps every number in one place only).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from b2bua.call.settings import NumberEntry
+from b2bua.hunt.model import HuntGroup
 from b2bua.registrar.settings import Extension
 from b2bua.sip.status import StatusCode
 
@@ -28,24 +32,44 @@ class ToExtension:
 
 
 @dataclass(frozen=True, slots=True)
+class ToGroup:
+    """Hunt the call through group ``name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     status: int
     reason: str | None = None
 
 
-Destination: TypeAlias = ToExtension | Reject
+Destination: TypeAlias = ToExtension | ToGroup | Reject
 
 
 class DialPlan:
     def __init__(
-        self, extensions: Mapping[str, Extension], numbers: Mapping[str, NumberEntry]
+        self,
+        extensions: Mapping[str, Extension],
+        numbers: Mapping[str, NumberEntry],
+        groups: Mapping[str, HuntGroup] | None = None,
     ) -> None:
         self._extensions = extensions
         self._numbers = numbers
+        self._public_groups: dict[str, ToGroup] = {}
+        self._internal_groups: dict[str, ToGroup] = {}
+        for name, group in (groups or {}).items():
+            for number in group.public_numbers:
+                self._public_groups[number] = ToGroup(name)
+            for number in group.numbers:
+                self._internal_groups[number] = ToGroup(name)
 
     def public(self, dialled: str | None) -> Destination | None:
         """The destination of a public number, or None when ``dialled`` is not one (then
         the caller must authenticate and :meth:`route` decides)."""
+        group = self._public_groups.get(dialled or "")
+        if group is not None:
+            return group
         entry = self._numbers.get(dialled or "")
         if entry is None or not entry.public:
             return None
@@ -54,6 +78,9 @@ class DialPlan:
     def route(self, dialled: str | None) -> Destination:
         """Where an authenticated caller's call to ``dialled`` goes."""
         number = dialled or ""
+        group = self._internal_groups.get(number) or self._public_groups.get(number)
+        if group is not None:
+            return group
         entry = self._numbers.get(number)
         if entry is not None:
             return self._entry(entry)

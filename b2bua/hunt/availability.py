@@ -142,6 +142,16 @@ class MemberBook:
             return None
         return MemberState.RINGING if line.ringing else MemberState.TALKING
 
+    def at_max_calls(self, number: str) -> bool:
+        """Calls ringing and in progress have reached its ``max_calls`` (registered or not:
+        a plain call to it is then refused busy)."""
+        line = self._lines.get(number)
+        return line is not None and line.ringing + line.talking >= line.max_calls
+
+    def is_dnd(self, number: str) -> bool:
+        line = self._lines.get(number)
+        return line is not None and line.dnd
+
     def is_free(self, number: str) -> bool:
         return self.blocker(number) is None
 

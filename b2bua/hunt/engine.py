@@ -174,6 +174,16 @@ class Hunt:
         """Members ringing for this call now."""
         return frozenset(self._progress.ringing)
 
+    def may_answer(self, number: str, now: float) -> bool:
+        """Whether an answer from ``number`` now wins the call: the call layer asks before
+        it bridges. No when the member was stopped (its answer crossed our CANCEL) or the
+        group timeout has come (it wins over an answer at the same instant)."""
+        return (
+            self.is_hunting
+            and number in self._progress.ringing
+            and not timing.is_timed_out(self.group, self.started_at, now)
+        )
+
     # -- inputs
 
     def start(self, now: float) -> list[HuntAction]:
@@ -209,6 +219,12 @@ class Hunt:
         self.waiting_on = frozenset()
         stops = self._stop_all(StopCause.ANSWERED_ELSEWHERE, now)
         return [ConnectMember(number), *stops, *self._disarm_all()]
+
+    def member_answered_late(self, number: str, now: float) -> list[HuntAction]:
+        """A 2xx from ``number`` that the call layer released (it crossed our stop, or
+        another member won): for the trace only."""
+        self._note(now, number, Outcome.ANSWERED_LATE)
+        return []
 
     def member_failed(self, number: str, status: int, now: float) -> list[HuntAction]:
         """A final non-2xx from ``number`` (every device of it failed). 486, 600 and 603

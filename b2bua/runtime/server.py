@@ -104,6 +104,7 @@ class Server:
             numbers=config.numbers,
             calls=config.calls,
             media=config.media,
+            groups=config.hunt_groups(),
         )
         # Two clocks (ARCHITECTURE.md): timers run on loop.time(); bindings persist
         # wall-clock instants, converted with this offset.

@@ -37,6 +37,7 @@ from b2bua.events import (
     SaveCallRecord,
     SendDatagram,
 )
+from b2bua.hunt.model import HuntGroup
 from b2bua.ids import SeededIds
 from b2bua.registrar.settings import Extension
 from b2bua.sip.address import Peer, Transport
@@ -136,6 +137,8 @@ class Net:
         ring_timeout: float = 60.0,
         timers: TimerSettings | None = None,
         seed: int = 7,
+        groups: dict[str, HuntGroup] | None = None,
+        rtp_ports: tuple[int, int] = (RTP_PORT_MIN, RTP_PORT_MAX),
     ) -> None:
         settings = SwitchSettings(
             listen=(ListenAddress(Transport.UDP, SWITCH_HOST, SWITCH_PORT),),
@@ -148,9 +151,10 @@ class Net:
             },
             calls=CallSettings(ring_timeout=ring_timeout),
             media=MediaSettings(
-                address=MEDIA_HOST, rtp_port_min=RTP_PORT_MIN, rtp_port_max=RTP_PORT_MAX
+                address=MEDIA_HOST, rtp_port_min=rtp_ports[0], rtp_port_max=rtp_ports[1]
             ),
             timers=timers or TimerSettings(t1=T1),
+            groups=groups or {},
         )
         self.switch = Switch(
             settings, SeededIds(seed), structlog.get_logger(), secret=b"k" * 64, wall_offset=WALL
