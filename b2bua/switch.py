@@ -856,6 +856,7 @@ class Switch:
             "ended": self.calls_ended,
             "list": [call.snapshot(now, self.wall_offset) for call in active],
         }
+        state["groups"] = self.desk.snapshot()
         state["media_ports"] = {
             "allocated": self.ports.in_use,
             "quarantined": self.ports.quarantined,

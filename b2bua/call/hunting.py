@@ -153,10 +153,6 @@ class HuntDesk:
             usage.channel = group
         return actions + self._carry_out(call, usage, hunt_actions, now)
 
-    def hunt_of(self, call: Call) -> Hunt | None:
-        usage = self._usage.get(call.ref)
-        return usage.hunts[-1] if usage is not None and usage.hunts else None
-
     def waiting(self, number: str) -> list[Call]:
         """Calls whose hunt waits for ``number`` to change, oldest first."""
         out: list[Call] = []
@@ -165,6 +161,31 @@ class HuntDesk:
             if hunt.is_hunting and number in hunt.waiting_on:
                 out.append(usage.call)
         return out
+
+    def snapshot(self) -> dict[str, object]:
+        """The groups as /status shows them: each member's state, the calls on the
+        group's numbers and the calls hunting in it now."""
+        book = self.book
+        hunting: dict[str, int] = {}
+        for usage in self._hunting.values():
+            name = usage.hunts[-1].group.name
+            hunting[name] = hunting.get(name, 0) + 1
+        return {
+            name: {
+                "description": group.description,
+                "strategy": group.strategy.value,
+                "numbers": list(group.numbers),
+                "public_numbers": list(group.public_numbers),
+                "channels": book.channels(name),
+                "channel_limit": group.channel_limit,
+                "hunting": hunting.get(name, 0),
+                "members": [
+                    {"extension": m.number, "state": book.state(m.number).value}
+                    for m in group.members
+                ],
+            }
+            for name, group in self.groups.items()
+        }
 
     # -- inputs
 

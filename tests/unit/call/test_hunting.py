@@ -443,3 +443,73 @@ def test_dnd_and_unregistered_members_are_skipped_at_once() -> None:
         (0.0, "105", "skipped", "unregistered"),
     ]
     assert net.records[-1][1].hunts[0]["overflow"] == "all_busy"
+
+
+def test_status_shows_each_groups_members_state_and_the_calls_in_it() -> None:
+    net = shop_net(shop(channel_limit=5))
+    lines = phones(net, "101", "102", "103")
+    talking(net, lines["101"], "0101")
+    net.outsider().invite(SHOP_NUMBER)
+    lines["102"].incoming()
+    groups = net.switch.snapshot(net.now)["groups"]
+    assert groups["shop"]["members"] == [
+        {"extension": "101", "state": "talking"},
+        {"extension": "102", "state": "ringing"},
+        {"extension": "103", "state": "idle"},
+        {"extension": "104", "state": "unregistered"},
+        {"extension": "105", "state": "unregistered"},
+    ]
+    assert (groups["shop"]["channels"], groups["shop"]["hunting"]) == (1, 1)
+    assert groups["shop"]["channel_limit"] == 5
+
+
+def test_a_member_who_registers_while_the_group_rings_is_rung_at_once() -> None:
+    group = HuntGroup(
+        name="all", members=(Member("101"), Member("102")), public_numbers=(SHOP_NUMBER,)
+    )
+    net = Net(extensions=extensions(*LINES, *STAFF), groups={"all": group})
+    mary = net.phone("101", password=password("101"))
+    customer = net.outsider()
+    customer.invite(SHOP_NUMBER)
+    mary.incoming(at=0.0).ring()
+    net.run_until(4.0)
+    iris = net.phone("102", password=password("102"))  # her phone comes up now
+    iris.incoming(at=4.0)
+    assert net.call_list()[0]["hunt"] == {
+        "group": "all",
+        "state": "hunting",
+        "ringing": ["101", "102"],
+    }
+
+
+def test_an_unreachable_member_is_skipped_once_qualify_says_so() -> None:
+    exts = extensions(*LINES, *STAFF)
+    exts["101"] = Extension(name="Mary", password=password("101"), qualify=30.0)
+    net = Net(extensions=exts, groups={"shop": shop()}, rtp_ports=(30000, 30099))
+    lines = phones(net, "101", "102")
+    net.run_until(30.0)
+    lines["101"].take("OPTIONS")  # never answered: unreachable after the transaction times out
+    net.run_until(70.0)
+    customer = net.outsider()
+    customer.invite(SHOP_NUMBER)
+    lines["102"].incoming(at=70.0)
+    assert "INVITE" not in lines["101"].labels()
+
+
+def test_an_overflow_loop_ends_after_a_few_hunts_and_an_unknown_group_is_refused() -> None:
+    # The config check refuses both; the switch still must not loop or crash.
+    looping = shop(members=(Member("101"),), all_busy=ToGroup("shop"))
+    net = shop_net(looping)
+    customer = net.outsider()
+    call = customer.invite(SHOP_NUMBER)  # 101 is not registered: all busy, again and again
+    refused = customer.take_response("480 INVITE")
+    call.ack(refused)
+    record = net.records[-1][1]
+    assert [h["group"] for h in record.hunts] == ["shop"] * 8
+    assert record.end_reason == "hunt: overflow chain too long"
+
+    net = shop_net(shop(members=(Member("101"),), all_busy=ToGroup("gone")))
+    customer = net.outsider()
+    call = customer.invite(SHOP_NUMBER)
+    call.ack(customer.take_response("480 INVITE"))
+    assert net.records[-1][1].end_reason == "hunt: no such group"
