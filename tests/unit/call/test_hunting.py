@@ -513,3 +513,26 @@ def test_an_overflow_loop_ends_after_a_few_hunts_and_an_unknown_group_is_refused
     call = customer.invite(SHOP_NUMBER)
     call.ack(customer.take_response("480 INVITE"))
     assert net.records[-1][1].end_reason == "hunt: no such group"
+
+
+def test_multichannel_number_each_caller_hunted_on_its_own_then_all_busy() -> None:
+    net = shop_net(shop(members=(Member("101"), Member("102"))))
+    lines = phones(net, "101", "102")
+    bridged: list[OutCall] = []
+    for line in ("101", "102"):  # callers 1 and 2: each gets the first free line
+        customer = net.outsider()
+        call = customer.invite(SHOP_NUMBER)
+        incoming = lines[line].incoming()
+        for other in set(lines) - {line}:
+            lines[other].assert_nothing()  # the line already talking is not rung
+        incoming.answer()
+        lines[line].take("ACK")
+        call.ack(customer.take_response("200 INVITE"))
+        bridged.append(call)
+    third = net.outsider()
+    call = third.invite(SHOP_NUMBER)  # both lines talking: all busy, the fallback at once
+    refused = third.take_response("480 INVITE")
+    call.ack(refused)
+    assert net.records[-1][1].hunts[0]["overflow"] == "all_busy"
+    assert net.calls()["active"] == 2
+    assert [c["answered_by"] for c in net.call_list()] == ["101", "102"]
