@@ -2,20 +2,15 @@
 can end, the audio in both directions, RTP inactivity, and a run of 200 calls after
 which nothing is left behind.
 
-A callee is one SIPp process: call_uas_register.xml (or call_uas_register_stay.xml for
-many calls) registers the extension with digest, and the callee behaviour runs as its
-out-of-call scenario (-oocsf) for every INVITE the switch sends. Callers authenticate
-(407) as extension 0101.
+A callee is one SIPp process (tests.support.sipp_calls.Callee): call_uas_register.xml (or
+call_uas_register_stay.xml for many calls) registers the extension with digest, and the
+callee behaviour runs as its out-of-call scenario (-oocsf) for every INVITE the switch
+sends. Callers authenticate (407) as extension 0101.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -31,32 +26,22 @@ from tests.support.phones import (
     write_tone_wav,
 )
 from tests.support.processes import (
-    SIPP,
-    RunningSwitch,
     SwitchFactory,
     assert_nothing_left,
-    free_port,
     free_udp_pair,
     log_events,
-    run_sipp,
     wait_until,
 )
+from tests.support.sipp_calls import Callee, call, callees, password, report
 
 __all__ = ["baresip_factory"]
 
 pytestmark = pytest.mark.e2e
 
-SCENARIOS: Final = Path(__file__).resolve().parents[2] / "sipp-scenarios"
-HOST: Final = "127.0.0.1"
-CALL_TIMEOUT: Final = 30.0
 CALLER_HZ: Final = 1000
 CALLEE_HZ: Final = 600
 TONE_WAV: Final = "caller_tone.wav"  # the fixed name call_uac_basic.xml plays
 NUMBERS: Final = ("0101", "0102", "0103", "0104", "0105", "0106", "0107")
-
-
-def password(number: str) -> str:
-    return f"secret-{number}"
 
 
 def config(*, ring_timeout: float = 30, rtp_timeout: float = 60, max_calls: int = 1) -> str:
@@ -70,138 +55,6 @@ def config(*, ring_timeout: float = 30, rtp_timeout: float = 60, max_calls: int 
         f'[extensions."{n}"]\npassword = "{password(n)}"\nmax_calls = {max_calls}' for n in NUMBERS
     ]
     return "\n\n".join(lines) + "\n"
-
-
-def users(directory: Path, number: str) -> Path:
-    path = directory / f"user-{number}.csv"
-    path.write_text(
-        f"SEQUENTIAL\n{number};[authentication username={number} password={password(number)}]\n"
-    )
-    return path
-
-
-def traces(directory: Path, name: str) -> list[str]:
-    return [
-        "-trace_err", "-error_file", str(directory / f"{name}-errors.log"),
-        "-trace_msg", "-message_file", str(directory / f"{name}-messages.log"),
-    ]  # fmt: skip
-
-
-def report(directory: Path, *results: subprocess.CompletedProcess[str] | None) -> str:
-    parts = [f"exit {r.returncode}\n{r.stderr[-2000:]}" for r in results if r is not None]
-    parts += [
-        f"--- {log.name}:\n{log.read_text(errors='replace')[-3000:]}"
-        for log in sorted(directory.glob("*.log"))
-    ]
-    return "\n".join(parts)
-
-
-def target(switch: RunningSwitch, transport: str) -> list[str]:
-    """SIPp's remote address and transport option for the switch's ``transport``."""
-    if transport == "tcp":
-        return [str(switch.tcp), "-t", "t1"]
-    return [str(switch.udp)]
-
-
-def call(
-    switch: RunningSwitch,
-    scenario: str,
-    directory: Path,
-    *extra: str,
-    called: str = "0102",
-    calls: int = 1,
-    transport: str = "udp",
-) -> subprocess.CompletedProcess[str]:
-    """Run a caller scenario as extension 0101 to ``called``; its result."""
-    args = [
-        *target(switch, transport), "-sf", str(SCENARIOS / scenario),
-        "-inf", str(users(directory, "0101")), "-s", called, "-i", HOST,
-        *traces(directory, f"caller-{scenario}"), *extra,
-    ]  # fmt: skip
-    if calls > 1:
-        args += ["-m", str(calls), "-r", "20", "-l", str(calls)]
-    return run_sipp(args, CALL_TIMEOUT, cwd=directory)
-
-
-@dataclass
-class Callee:
-    """A SIPp callee: registers ``number``, then serves INVITEs with ``behaviour``."""
-
-    process: subprocess.Popen[str]
-    number: str
-    directory: Path
-
-    @classmethod
-    def start(
-        cls,
-        switch: RunningSwitch,
-        number: str,
-        behaviour: str,
-        directory: Path,
-        *,
-        stay: bool = False,
-        media_port: int | None = None,
-        transport: str = "udp",
-    ) -> Callee:
-        register = "call_uas_register_stay.xml" if stay else "call_uas_register.xml"
-        command = [
-            SIPP, *target(switch, transport), "-sf", str(SCENARIOS / register),
-            "-oocsf", str(SCENARIOS / behaviour), "-inf", str(users(directory, number)),
-            "-i", HOST, "-p", str(free_port()), "-cp", str(free_port()),
-            "-mp", str(media_port or free_udp_pair()), "-m", "1",
-            "-timeout", f"{2 * CALL_TIMEOUT:g}s", "-timeout_error", "-nd", "-nostdin",
-            *traces(directory, f"callee-{number}"),
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command,
-            cwd=directory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        callee = cls(process, number, directory)
-        try:
-            wait_until(
-                lambda: number in switch.status()["registrations"] or process.poll() is not None,
-                10,
-                f"SIPp callee {number} registering",
-            )
-            assert process.poll() is None, report(directory)
-        except BaseException:
-            callee.stop()
-            raise
-        return callee
-
-    def finish(self, timeout: float = CALL_TIMEOUT) -> int:
-        """Wait for a one-call callee to end by itself; its exit code."""
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-
-
-@contextlib.contextmanager
-def callees(
-    switch: RunningSwitch, directory: Path, behaviours: Sequence[tuple[str, str]]
-) -> Iterator[list[Callee]]:
-    """Staying callees, one per (number, behaviour), stopped by PID at the end."""
-    started: list[Callee] = []
-    try:
-        for number, behaviour in behaviours:
-            started.append(Callee.start(switch, number, behaviour, directory, stay=True))
-        yield started
-    finally:
-        for callee in started:
-            callee.stop()
 
 
 # -- one call each way it can end
