@@ -6,6 +6,11 @@ Audio users supply in another format is refused with a :class:`WavError` that sa
 file is, so the fix (``sox in.wav -r 8000 -c 1 -b 16 out.wav``) is obvious.
 
 PCM is signed 16-bit little-endian, the layout of a WAV data chunk and of :mod:`media.g711`.
+
+Recordings are written as they go (:class:`WavWriter`, on a binary stream the shell opened):
+a header, then PCM appended, then the header rewritten with the final sizes. A writer that
+died in between leaves a file whose header still says "no data"; :func:`header_for` gives
+the 44 bytes to write over its start (:func:`repair_wav` does it on the bytes).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 import wave
 from array import array
 from dataclasses import dataclass
-from typing import Final
+from typing import BinaryIO, Final
 
 RATE: Final = 8000
 CHANNELS: Final = 1
@@ -40,6 +45,10 @@ _RIFF_HEADER: Final = struct.Struct("<4sI4s")
 _CHUNK_HEADER: Final = struct.Struct("<4sI")
 # wFormatTag, nChannels, nSamplesPerSec, nAvgBytesPerSec, nBlockAlign, wBitsPerSample
 _FMT: Final = struct.Struct("<HHIIHH")
+# The canonical 44-byte header: RIFF, size, WAVE | "fmt ", 16, PCM fields | "data", size.
+_CANONICAL: Final = struct.Struct("<4sI4s4sIHHIIHH4sI")
+HEADER_SIZE: Final = _CANONICAL.size  # 44: where the PCM of a file from header_for begins
+_MAX_DATA_BYTES: Final = 0xFFFF_FFFE - (HEADER_SIZE - 8)  # the RIFF size is 32 bits
 
 
 class WavError(Exception):
@@ -155,3 +164,86 @@ def _byteswap(pcm: bytes) -> bytes:
     samples = array("h", pcm)
     samples.byteswap()
     return samples.tobytes()
+
+
+def header_for(data_bytes: int, rate: int = RATE) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV file whose data chunk holds
+    ``data_bytes`` bytes, exactly as :func:`write_wav` writes it: ``header_for(len(pcm)) +
+    pcm == write_wav(pcm)``. To finish or repair a file, write it over the first 44 bytes.
+    """
+    if data_bytes % SAMPLE_WIDTH or not 0 <= data_bytes <= _MAX_DATA_BYTES:
+        raise ValueError(f"{data_bytes} bytes of 16-bit PCM: not a whole number of samples")
+    block = CHANNELS * SAMPLE_WIDTH
+    return _CANONICAL.pack(
+        b"RIFF",
+        HEADER_SIZE - 8 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        _FMT.size,
+        0x0001,  # PCM
+        CHANNELS,
+        rate,
+        rate * block,
+        block,
+        8 * SAMPLE_WIDTH,
+        b"data",
+        data_bytes,
+    )
+
+
+def data_bytes_of(file_size: int) -> int:
+    """How much PCM a file of ``file_size`` bytes from :class:`WavWriter` holds: everything
+    after the header, down to a whole sample (a crash may cut one in half)."""
+    data = max(file_size - HEADER_SIZE, 0)
+    return min(data - data % SAMPLE_WIDTH, _MAX_DATA_BYTES)
+
+
+def repair_wav(data: bytes) -> bytes:
+    """A file written by :class:`WavWriter` (or :func:`write_wav`) whose writer may have died
+    before fixing the header: the same audio with the sizes set from what is there, a half
+    sample at the end dropped. Raises :class:`WavError` for a file not laid out that way."""
+    if len(data) < HEADER_SIZE:
+        raise WavError(f"{len(data)} bytes: shorter than a WAV header")
+    fields = _CANONICAL.unpack_from(data)
+    riff, _, wave_id, fmt_id, fmt_size, tag, channels, rate, _, _, bits, data_id, _ = fields
+    layout = (riff, wave_id, fmt_id, fmt_size, data_id)
+    if layout != (b"RIFF", b"WAVE", b"fmt ", _FMT.size, b"data"):
+        raise WavError("not a WAV file with the 44-byte header this writer makes")
+    if (tag, channels, bits) != (0x0001, CHANNELS, 8 * SAMPLE_WIDTH):
+        raise WavError(f"{_EXPECTED}, got {_describe(rate, channels, bits, 'PCM')}")
+    size = data_bytes_of(len(data))
+    return header_for(size, rate) + data[HEADER_SIZE : HEADER_SIZE + size]
+
+
+class WavWriter:
+    """Writes a mono 16-bit PCM WAV file as the audio comes, on a binary ``stream`` the
+    caller opened (seekable, positioned at 0; a file, or ``io.BytesIO``).
+
+    The header goes out at once with an empty data chunk; :meth:`append` adds PCM at the
+    end; :meth:`close` rewrites the header with the final sizes (the stream stays open,
+    at its end). Until then the file reads as empty: after a crash, :func:`repair_wav`
+    (or :func:`header_for` of :func:`data_bytes_of` the file size) recovers what was written.
+    """
+
+    __slots__ = ("_rate", "_stream", "data_bytes")
+
+    def __init__(self, stream: BinaryIO, rate: int = RATE) -> None:
+        self._stream = stream
+        self._rate = rate
+        self.data_bytes = 0
+        stream.write(header_for(0, rate))
+
+    def append(self, pcm: bytes) -> None:
+        """Add signed 16-bit little-endian samples at the end of the data chunk."""
+        if len(pcm) % SAMPLE_WIDTH:
+            raise ValueError(f"{len(pcm)} bytes of 16-bit PCM: not a whole number of samples")
+        if self.data_bytes + len(pcm) > _MAX_DATA_BYTES:
+            raise ValueError("a WAV data chunk holds at most 4 GiB")
+        self._stream.write(pcm)
+        self.data_bytes += len(pcm)
+
+    def close(self) -> None:
+        """Set the sizes in the header; the stream is left at its end, not closed."""
+        self._stream.seek(0)
+        self._stream.write(header_for(self.data_bytes, self._rate))
+        self._stream.seek(0, io.SEEK_END)

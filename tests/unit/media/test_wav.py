@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from media.wav import WavAudio, WavError, read_wav, to_frames, write_wav
+from media.wav import (
+    HEADER_SIZE,
+    WavAudio,
+    WavError,
+    WavWriter,
+    data_bytes_of,
+    header_for,
+    read_wav,
+    repair_wav,
+    to_frames,
+    write_wav,
+)
 
 # RIFF, 40 bytes follow, WAVE; fmt chunk of 16: PCM, mono, 8000 Hz, 16000 bytes/s, block 2,
 # 16 bits; data chunk of 4: samples +1 and -1.
@@ -173,3 +184,90 @@ def test_frames_of_another_size() -> None:
     assert to_frames(b"\x01\x02\x03", frame_bytes=2) == [b"\x01\x02", b"\x03\x00"]
     with pytest.raises(ValueError, match="must be positive"):
         to_frames(b"\x00", frame_bytes=0)
+
+
+# --- writing as the audio comes, and repairing after a crash ------------------------------
+
+
+def test_header_for_is_the_golden_header() -> None:
+    assert header_for(4) == GOLDEN[:HEADER_SIZE]
+    assert HEADER_SIZE == 44
+
+
+@given(st.binary(max_size=2000).map(lambda data: data[: len(data) // 2 * 2]))
+def test_header_for_matches_write_wav(pcm: bytes) -> None:
+    assert header_for(len(pcm)) + pcm == write_wav(pcm)
+
+
+def test_header_for_refuses_half_samples_and_4_gib() -> None:
+    with pytest.raises(ValueError, match="whole number of samples"):
+        header_for(3)
+    with pytest.raises(ValueError, match="whole number of samples"):
+        header_for(1 << 32)
+    assert header_for(16000, rate=16000)[24:28] == struct.pack("<I", 16000)
+
+
+def test_writer_appends_then_fixes_the_header() -> None:
+    stream = io.BytesIO()
+    writer = WavWriter(stream)
+    assert stream.getvalue() == header_for(0)
+    writer.append(b"\x01\x00")
+    writer.append(b"")
+    writer.append(b"\xff\xff")
+    assert writer.data_bytes == 4
+    writer.close()
+    assert stream.getvalue() == GOLDEN
+    stream.write(b"")  # left at the end, still open
+    assert stream.tell() == len(GOLDEN)
+
+
+def test_writer_refuses_half_samples() -> None:
+    writer = WavWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="whole number of samples"):
+        writer.append(b"\x00")
+
+
+def test_a_file_whose_writer_died_reads_empty_until_repaired() -> None:
+    stream = io.BytesIO()
+    writer = WavWriter(stream)
+    writer.append(b"\x01\x00\x02\x00")
+    writer.append(b"\x03\x00")
+    crashed = stream.getvalue() + b"\x04"  # killed in the middle of a sample
+    assert read_wav(crashed).frames == b""
+    repaired = repair_wav(crashed)
+    assert repaired == write_wav(b"\x01\x00\x02\x00\x03\x00")
+    assert read_wav(repaired).frames == b"\x01\x00\x02\x00\x03\x00"
+
+
+def test_repair_by_rewriting_the_first_44_bytes() -> None:
+    """What the shell does on a file: header_for(data_bytes_of(size)) over its start."""
+    stream = io.BytesIO()
+    WavWriter(stream).append(bytes(range(10)))
+    data = bytearray(stream.getvalue())
+    data[:HEADER_SIZE] = header_for(data_bytes_of(len(data)))
+    assert read_wav(bytes(data)).frames == bytes(range(10))
+
+
+def test_data_bytes_of() -> None:
+    assert data_bytes_of(0) == 0
+    assert data_bytes_of(44) == 0
+    assert data_bytes_of(45) == 0
+    assert data_bytes_of(48) == 4
+
+
+def test_repair_of_a_complete_file_changes_nothing() -> None:
+    assert repair_wav(GOLDEN) == GOLDEN
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(GOLDEN[:40], "shorter than a WAV header", id="short"),
+        pytest.param(b"RIFX" + GOLDEN[4:], "44-byte header", id="not-riff"),
+        pytest.param(GOLDEN[:36] + b"LIST" + GOLDEN[40:], "44-byte header", id="other-chunk"),
+        pytest.param(_wav(8000, 2, 2, bytes(8)), "got 8000 Hz stereo 16-bit PCM", id="stereo"),
+    ],
+)
+def test_repair_refuses_other_layouts(data: bytes, message: str) -> None:
+    with pytest.raises(WavError, match=message):
+        repair_wav(data)
