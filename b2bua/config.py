@@ -28,6 +28,7 @@ from b2bua.hunt.model import HuntGroup
 from b2bua.hunt.settings import GroupName, GroupSettings, build_groups, check_groups
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
+from b2bua.voicemail.settings import Mailbox, VoicemailSettings
 
 #: Separates a location from its message in errors of checks that span sections.
 CROSS_CHECK_MARK = " :: "
@@ -157,6 +158,7 @@ class Config(_Model):
     extensions: Extensions = {}
     numbers: dict[Number, NumberEntry] = {}
     groups: dict[GroupName, GroupSettings] = {}
+    voicemail: VoicemailSettings = VoicemailSettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -170,9 +172,18 @@ class Config(_Model):
             raise ValueError("; ".join(errors))
         return self
 
+    def mailboxes(self) -> dict[str, Mailbox]:
+        """Every extension's mailbox, its limits decided, by extension number."""
+        out: dict[str, Mailbox] = {}
+        for number, extension in self.extensions.items():
+            own = extension.mailbox_settings
+            if own is not None:
+                out[number] = Mailbox.resolve(number, own, self.voicemail)
+        return out
+
     def hunt_groups(self) -> dict[str, HuntGroup]:
         """The groups as the switch and ``b2bua simulate`` run them."""
-        mailboxes = [number for number, ext in self.extensions.items() if ext.mailbox]
+        mailboxes = [number for number, ext in self.extensions.items() if ext.has_mailbox]
         return build_groups(self.groups, mailboxes)
 
     def _numbers_reach_extensions(self) -> list[str]:
@@ -192,7 +203,7 @@ class Config(_Model):
     def _group_errors(self) -> list[str]:
         # Members, destinations and numbers of [groups] against the extensions, the
         # number table and each other (b2bua.hunt.settings.check_groups).
-        mailboxes = {number: ext.mailbox for number, ext in self.extensions.items()}
+        mailboxes = {number: ext.has_mailbox for number, ext in self.extensions.items()}
         problems = check_groups(self.groups, mailboxes, self.numbers.keys())
         return [f"{where}{CROSS_CHECK_MARK}{what}" for where, what in problems]
 

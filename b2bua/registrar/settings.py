@@ -6,9 +6,18 @@ composed by :mod:`b2bua.config`; every field is documented in configs/example.to
 from __future__ import annotations
 
 import re
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from b2bua.voicemail.settings import MailboxSettings
 
 #: An extension number: digits only, kept as a string so "0101" stays 0101.
 EXTENSION_NUMBER_RE: Final = re.compile(r"^[0-9]{1,15}$")
@@ -27,6 +36,15 @@ def _hex_digest(length: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _mailbox(value: Any) -> Any:
+    """``mailbox = true | false`` is short for a table with only ``enabled``."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if isinstance(value, str):
+        raise ValueError('expected true, false or a table [extensions."NUMBER".mailbox]')
+    return value
+
+
 class Extension(_Model):
     """One extension: a staff phone line. Either ``password`` or a precomputed HA1
     (``ha1_md5`` and/or ``ha1_sha256``: MD5/SHA-256 of ``number:realm:password``; an HA1
@@ -38,7 +56,7 @@ class Extension(_Model):
     ha1_sha256: Annotated[str, _hex_digest(64)] | None = None
     max_calls: Annotated[int, Field(ge=1, le=100)] = 1
     dnd: bool = False
-    mailbox: bool = True
+    mailbox: Annotated[MailboxSettings, BeforeValidator(_mailbox)] = MailboxSettings()
     qualify: Annotated[float, Field(ge=0, le=3600)] = 0.0
 
     @model_validator(mode="after")
@@ -49,6 +67,15 @@ class Extension(_Model):
         if self.password is not None and has_ha1:
             raise ValueError("give either a password or an HA1, not both")
         return self
+
+    @property
+    def mailbox_settings(self) -> MailboxSettings | None:
+        """Its mailbox, or None when it has none (``mailbox = false``)."""
+        return self.mailbox if self.mailbox.enabled else None
+
+    @property
+    def has_mailbox(self) -> bool:
+        return self.mailbox.enabled
 
 
 Algorithm = Literal["MD5", "SHA-256"]

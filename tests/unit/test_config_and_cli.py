@@ -150,6 +150,31 @@ ERRORS = [
         "unknown key (not one this version understands)",
     ),
     (
+        '[extensions."0101"]\npassword = "long-enough"\n[extensions."0101".mailbox]\npin = "12"',
+        "extensions.0101.mailbox.pin",
+        "expected a PIN of 4 to 12 digits, in quotes",
+    ),
+    (
+        '[extensions."0101"]\npassword = "long-enough"\nmailbox = "yes"',
+        "extensions.0101.mailbox",
+        'expected true, false or a table [extensions."NUMBER".mailbox]',
+    ),
+    (
+        '[extensions."0101"]\npassword = "long-enough"\nmailbox = { email = "mary" }',
+        "extensions.0101.mailbox.email",
+        'expected an e-mail address, e.g. "mary@example.com"',
+    ),
+    (
+        '[voicemail.smtp]\nhost = "127.0.0.1"\nfrom = "vm@shop.example"\nusername = "vm"',
+        "voicemail.smtp",
+        "give both username and password to log in, or neither",
+    ),
+    (
+        "[voicemail]\nmax_message_length = 0",
+        "voicemail.max_message_length",
+        "Input should be greater than 0 (got 0)",
+    ),
+    (
         "[registrar]\nmin_expires = 600\ndefault_expires = 60",
         "registrar",
         "expected min_expires <= default_expires <= max_expires",
@@ -207,3 +232,26 @@ def test_each_config_error_names_its_place_and_the_fix(
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.errors == [(location, message)]
+
+
+def test_mailboxes_take_the_voicemail_defaults_unless_they_set_their_own(tmp_path: Path) -> None:
+    path = tmp_path / "vm.toml"
+    path.write_text(
+        "[voicemail]\nmax_message_length = 120\nsilence_timeout = 0\n"
+        '[extensions."101"]\npassword = "long-enough"\n'
+        '[extensions."102"]\npassword = "long-enough"\nmailbox = false\n'
+        '[extensions."103"]\npassword = "long-enough"\n'
+        '[extensions."103".mailbox]\nemail = "kate@shop.example"\npin = "0042"\n'
+        "max_message_length = 30\nmax_messages = 5\n"
+    )
+    mailboxes = load_config(path).mailboxes()
+    assert sorted(mailboxes) == ["101", "103"]
+    assert (mailboxes["101"].max_message_length, mailboxes["101"].email) == (120.0, None)
+    kate = mailboxes["103"]
+    assert (kate.email, kate.pin, kate.max_message_length, kate.max_messages) == (
+        "kate@shop.example",
+        "0042",
+        30.0,
+        5,
+    )
+    assert (kate.min_message_length, kate.silence_timeout) == (1.0, None)

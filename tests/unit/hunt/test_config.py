@@ -67,7 +67,7 @@ def test_without_a_mailbox_the_defaults_are_480_and_486() -> None:
     config = parse_config(
         tomllib.loads(EXTENSIONS + '[groups.g]\nmembers = ["103", "101"]'), "test.toml"
     )
-    g = build_groups(config.groups, [n for n, e in config.extensions.items() if e.mailbox])["g"]
+    g = config.hunt_groups()["g"]
     assert (g.no_answer, g.all_busy, g.timeout, g.over_limit) == (
         Hangup(480),
         Hangup(486),

@@ -12,7 +12,6 @@ from b2bua.hunt import (
     Phone,
     Simulation,
     StopCause,
-    build_groups,
 )
 
 from .helpers import book, timeline
@@ -72,8 +71,7 @@ def load(text: str) -> Config:
 
 
 def groups_of(config: Config) -> dict[str, HuntGroup]:
-    mailboxes = [n for n, ext in config.extensions.items() if ext.mailbox]
-    return build_groups(config.groups, mailboxes)
+    return config.hunt_groups()
 
 
 def flower_shop(members: MemberBook) -> Simulation:
