@@ -7,7 +7,7 @@ CONFIG ?= configs/example.toml
 APT_PACKAGES := $(shell grep -v '^\#' packaging/apt-packages.txt | xargs)
 TEST_DIRS := $(wildcard tests/unit tests/integration)
 
-.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register bench-cps bench-relay bench-memory venv apt clean
+.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register bench-cps bench-relay bench-memory bench-hunt venv apt clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ e2e: venv apt
 test: venv apt lint typecheck check-configs unit e2e
 
 ## make bench: every benchmark, one after the other; results in benchmarks/results/
-bench: bench-parse bench-register bench-cps bench-relay bench-memory
+bench: bench-parse bench-register bench-cps bench-relay bench-memory bench-hunt
 
 bench-parse: venv
 	$(BIN)/python benchmarks/bench_parse.py
@@ -91,6 +91,10 @@ bench-relay: venv apt $(BENCH_BUILD)/rtpgen
 ## make bench-memory: RSS per established call next to sippy (about 3 minutes)
 bench-memory: venv apt $(SIPPY_VENV)/.installed
 	$(BIN)/python benchmarks/bench_memory.py
+
+## make bench-hunt: hunt member INVITE lateness and calls/s through a hunt, each next to plain calls (about 5 minutes)
+bench-hunt: venv apt
+	$(BIN)/python benchmarks/bench_hunt.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage

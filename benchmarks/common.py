@@ -1,8 +1,8 @@
 """What every benchmark script shares (bench_register.py, bench_cps.py, bench_relay.py,
-bench_memory.py, bench_parse.py): the entry point that turns SIGTERM and set-up errors
-into exit codes, processes started and stopped by PID, free UDP ports, CPU and memory
-readings from /proc, the switch started pinned from a generated config, the SIPp command
-line and statistics file, and the result files.
+bench_memory.py, bench_parse.py, bench_hunt.py): the entry point that turns SIGTERM and
+set-up errors into exit codes, processes started and stopped by PID, free UDP ports, CPU
+and memory readings from /proc, the switch started pinned from a generated config, the
+SIPp command line and statistics file, and the result files.
 
 The machine has two cores: the system under test runs pinned to SUT_CORE, the load
 (SIPp, the RTP generator) to LOAD_CORE.
@@ -267,19 +267,33 @@ class CpuUsage:
 
     sut_cpu_s: float  # the system under test (0 when it died during the run)
     sut_cpu_share: float  # its CPU seconds / wall seconds (0-1: one core)
-    sipp_cpu_s: float  # the children reaped during the run (SIPp)
+    sipp_cpu_s: float  # the children reaped during the run (SIPp), and the companions
     other_busy_s: float  # busy seconds on both cores that were neither of those
     other_on_sut_core_s: float  # of which on the system under test's core
     wall_s: float
     sut_exit: int | None  # the system under test's exit code if it died
 
 
+def alive_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """utime + stime of a child not yet reaped (0 once it has been waited for)."""
+    try:
+        return process_cpu_seconds(process.pid)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class CpuWindow:
     """CPU readings at the start of a timed run; :meth:`close` takes them again at its
-    end and returns the difference."""
+    end and returns the difference. ``companions``: load processes (SIPp) that run
+    through the window without being reaped in it; their CPU counts as SIPp's, not as
+    other processes'."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], companions: Sequence[subprocess.Popen[bytes]] = ()
+    ) -> None:
         self.process = process
+        self.companions = list(companions)
+        self.companions_cpu = sum(alive_cpu_seconds(c) for c in self.companions)
         self.sut_cpu = process_cpu_seconds(process.pid)
         self.busy = core_busy_seconds()
         self.children = children_cpu_seconds()
@@ -289,7 +303,8 @@ class CpuWindow:
         """Read again (before the system under test is stopped)."""
         wall = time.monotonic() - self.started
         busy_now = core_busy_seconds()
-        sipp = children_cpu_seconds() - self.children
+        companions = sum(alive_cpu_seconds(c) for c in self.companions) - self.companions_cpu
+        sipp = children_cpu_seconds() - self.children + max(0.0, companions)
         died = self.process.poll()
         sut = 0.0 if died is not None else process_cpu_seconds(self.process.pid) - self.sut_cpu
         busy = {core: busy_now[core] - self.busy[core] for core in busy_now}
@@ -510,6 +525,11 @@ def result_cell(summary: dict[str, Any]) -> str:
 def table_head(*columns: str) -> list[str]:
     """The header and separator lines of a Markdown table."""
     return ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of the sorted values ``ordered``, by nearest rank."""
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
 def ratio(numerator: float | None, denominator: float | None, digits: int) -> float | None:

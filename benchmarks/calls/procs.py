@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -185,22 +186,26 @@ def stop_all(sut: Sut, *sipps: Sipp | None) -> None:
     common.stop(sut.process)
 
 
-def start_callee(sut: Sut, inputs: Inputs, workdir: Path, stay_s: float) -> Sipp:
+def start_callee(
+    sut: Sut, inputs: Inputs, workdir: Path, stay_s: float, *,
+    answer: str = "cps_uas_answer.xml", name: str = "callee", extra: Sequence[str] = (),
+) -> Sipp:  # fmt: skip
     """The callee phones. For b2bua: K registered extensions in one SIPp (REGISTER with
-    digest, then -oocsf answers the calls). For sippy: a plain UAS on its static route."""
+    digest, then -oocsf takes the calls with the scenario ``answer``). For sippy: a plain
+    UAS on its static route. ``name``: its directory; ``extra``: more SIPp options."""
     if sut.system == "b2bua":
-        extra = [
+        options = [
             "-sf", str(SCENARIOS / "cps_uas_register.xml"),
-            "-oocsf", str(SCENARIOS / "cps_uas_answer.xml"),
+            "-oocsf", str(SCENARIOS / answer),
             "-inf", str(inputs.callees_csv), "-m", str(inputs.callees), "-r", "200",
             "-l", str(inputs.callees), "-d", str(int(stay_s * 1000)),
         ]  # fmt: skip
         port = common.free_udp_port()
     else:
-        extra = ["-sf", str(SCENARIOS / "cps_uas_answer.xml")]
+        options = ["-sf", str(SCENARIOS / answer)]
         port = sut.callee_port
-    command = sipp_command(sut.port, port=port, extra=extra, timeout_s=stay_s + 10)
-    return start_sipp("callee", workdir, command, stay_s + 10)
+    command = sipp_command(sut.port, port=port, extra=[*options, *extra], timeout_s=stay_s + 10)
+    return start_sipp(name, workdir, command, stay_s + 10)
 
 
 def wait_registered(sut: Sut, callee: Sipp, count: int, timeout: float = 30.0) -> None:
@@ -245,18 +250,23 @@ def wait_answered(sut: Sut, caller: Sipp, calls: int, timeout: float) -> list[di
 
 def caller_command(
     sut: Sut, inputs: Inputs, *, rate: float, calls: int, limit: int, hold_ms: int,
-    timeout_s: float, counts: bool = False,
+    timeout_s: float, counts: bool = False, scenario: str = "cps_uac.xml",
+    extra: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """The caller: ``calls`` calls at ``rate``/s, at most ``limit`` at once, each held
-    ``hold_ms``; ``counts``: with the -trace_counts file of :func:`established_calls`."""
-    extra = [
-        "-sf", str(SCENARIOS / "cps_uac.xml"), "-inf", str(inputs.numbers_csv),
+    """The caller: ``calls`` calls at ``rate``/s to the numbers of ``inputs.numbers_csv``
+    in turn, at most ``limit`` at once, each held ``hold_ms``; ``counts``: with the
+    -trace_counts file of :func:`established_calls`; ``scenario``: its file in
+    scenarios/; ``extra``: more SIPp options."""
+    options = [
+        "-sf", str(SCENARIOS / scenario), "-inf", str(inputs.numbers_csv),
         "-r", f"{rate:g}", "-rp", "1000", "-l", str(limit), "-m", str(calls),
         "-d", str(hold_ms), "-trace_rtt",
     ]  # fmt: skip
     if counts:
-        extra.append("-trace_counts")
-    return sipp_command(sut.port, port=common.free_udp_port(), extra=extra, timeout_s=timeout_s)
+        options.append("-trace_counts")
+    return sipp_command(
+        sut.port, port=common.free_udp_port(), extra=[*options, *extra], timeout_s=timeout_s
+    )
 
 
 # -- SIPp's files
