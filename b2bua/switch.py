@@ -103,6 +103,7 @@ from b2bua.transaction.timers import TimerName, TimerSettings
 from media.commands import (
     CloseSession,
     Latched,
+    MessageRecorded,
     PortUnavailable,
     RtpTimeout,
     SessionStats,
@@ -317,7 +318,7 @@ class Switch:
                 if call is None:
                     return []
                 return self._step(call, partial(call.abort, "media port unavailable", now), now)
-            case Latched() | SessionStats():
+            case Latched() | SessionStats() | MessageRecorded():
                 return []
 
     def fire_timers(self, now: float) -> list[Output]:
