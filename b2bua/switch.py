@@ -48,6 +48,7 @@ from b2bua.call.actions import (
 )
 from b2bua.call.call import Call
 from b2bua.call.hunting import HuntDesk, MemberEvent
+from b2bua.call.records import Disposition
 from b2bua.call.routing import DialPlan, Reject, ToGroup
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
@@ -59,6 +60,7 @@ from b2bua.events import (
     DatagramReceived,
     DeleteBinding,
     Input,
+    MailboxCounts,
     Output,
     SaveBinding,
     SaveCallRecord,
@@ -100,6 +102,7 @@ from b2bua.transaction.events import (
 from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
+from b2bua.voicemail.settings import Mailbox
 from media.commands import (
     CloseSession,
     Latched,
@@ -173,6 +176,7 @@ class SwitchSettings:
     calls: CallSettings = field(default_factory=CallSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     groups: Mapping[str, HuntGroup] = field(default_factory=dict)
+    mailboxes: Mapping[str, Mailbox] = field(default_factory=dict)
 
     @property
     def sip_domain(self) -> str:
@@ -255,8 +259,11 @@ class Switch:
             settings.extensions,
             self._devices,
             ring_timeout=settings.calls.ring_timeout,
+            take_message=self._take_message,
         )
         self._member_events: deque[tuple[Call, MemberEvent]] = deque()
+        # Voicemail: messages each mailbox holds (new, old), as the store says.
+        self.message_counts: dict[str, tuple[int, int]] = {}
 
     @staticmethod
     def _make_call_context(settings: SwitchSettings, wall_offset: float) -> CallContext:
@@ -318,7 +325,15 @@ class Switch:
                 if call is None:
                     return []
                 return self._step(call, partial(call.abort, "media port unavailable", now), now)
-            case Latched() | SessionStats() | MessageRecorded():
+            case MessageRecorded(session_id=session_id, reason=reason):
+                call = self._call_sessions.get(session_id)
+                if call is None:
+                    return []
+                return self._step(call, partial(call.message_recorded, reason, now), now)
+            case MailboxCounts(mailbox=mailbox, new=new, old=old):
+                self.message_counts[mailbox] = (new, old)
+                return []
+            case Latched() | SessionStats():
                 return []
 
     def fire_timers(self, now: float) -> list[Output]:
@@ -373,6 +388,28 @@ class Switch:
         events.clear()
         changed.clear()
         return out
+
+    def _take_message(
+        self, call: Call, number: str, group: str | None, now: float
+    ) -> list[CallAction]:
+        """A hunt overflowed to ``voicemail:<number>``: the call takes a message there (the
+        greeting only when the mailbox is full)."""
+        mailbox = self.settings.mailboxes.get(number)
+        if mailbox is None:  # the config check refuses this; defence in depth
+            return call.give_up(
+                StatusCode.TEMPORARILY_UNAVAILABLE,
+                f"voicemail {number}: no such mailbox",
+                Disposition.FAILED,
+                now,
+            )
+        new, old = self.message_counts.get(number, (0, 0))
+        return call.take_message(
+            mailbox,
+            group=group,
+            record=new + old < mailbox.max_messages,
+            wall_now=now + self.wall_offset,
+            now=now,
+        )
 
     def _devices(self, number: str) -> list[Target]:
         """Every device registered for extension ``number`` that answers (qualify)."""
