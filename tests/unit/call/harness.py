@@ -141,6 +141,7 @@ class Net:
         groups: dict[str, HuntGroup] | None = None,
         rtp_ports: tuple[int, int] = (RTP_PORT_MIN, RTP_PORT_MAX),
         mailboxes: dict[str, Mailbox] | None = None,
+        unsolicited_notify: bool = True,
     ) -> None:
         settings = SwitchSettings(
             listen=(ListenAddress(Transport.UDP, SWITCH_HOST, SWITCH_PORT),),
@@ -158,6 +159,7 @@ class Net:
             timers=timers or TimerSettings(t1=T1),
             groups=groups or {},
             mailboxes=mailboxes or {},
+            unsolicited_notify=unsolicited_notify,
         )
         self.switch = Switch(
             settings, SeededIds(seed), structlog.get_logger(), secret=b"k" * 64, wall_offset=WALL
