@@ -147,7 +147,7 @@ def test_the_caller_hanging_up_ends_the_call_and_the_host_finishes_the_message()
 
 def test_a_full_mailbox_plays_the_greeting_without_recording() -> None:
     net = voicemail_net()
-    net.feed(MailboxCounts(mailbox="101", new=1, old=1))  # max_messages is 2
+    net.feed(MailboxCounts(mailbox="101", new=0, old=2))  # max_messages is 2, all heard
     customer, call, take = to_voicemail(net)
     assert take.record is False
     call.ack(customer.take_response("200 INVITE"))
