@@ -46,8 +46,20 @@ class StateLoaded:
     bindings: tuple[Binding, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailboxCounts:
+    """How many messages ``mailbox`` holds now (``new``: unread), after the store changed
+    (a message kept, read or deleted) and for every mailbox at start."""
+
+    mailbox: str
+    new: int
+    old: int
+
+
 #: Media reports (RTP timeouts, latching, ports the host could not bind) come in as they are.
-Input: TypeAlias = DatagramReceived | StreamReceived | ConnectionClosed | StateLoaded | MediaReport
+Input: TypeAlias = (
+    DatagramReceived | StreamReceived | ConnectionClosed | StateLoaded | MailboxCounts | MediaReport
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,7 @@ from b2bua.call.actions import (
 )
 from b2bua.call.call import Call
 from b2bua.call.hunting import HuntDesk, MemberEvent
+from b2bua.call.records import Disposition
 from b2bua.call.routing import DialPlan, Reject, ToGroup
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
@@ -59,6 +60,7 @@ from b2bua.events import (
     DatagramReceived,
     DeleteBinding,
     Input,
+    MailboxCounts,
     Output,
     SaveBinding,
     SaveCallRecord,
@@ -100,9 +102,21 @@ from b2bua.transaction.events import (
 from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
+from b2bua.voicemail.mwi import MessageCounts
+from b2bua.voicemail.settings import Mailbox
+from b2bua.voicemail.subscriptions import (
+    ArmExpiry,
+    DisarmExpiry,
+    MwiAction,
+    MwiSubscriptions,
+    SendNotify,
+    SubscriptionId,
+)
+from b2bua.voicemail.subscriptions import Respond as MwiRespond
 from media.commands import (
     CloseSession,
     Latched,
+    MessageRecorded,
     PortUnavailable,
     RtpTimeout,
     SessionStats,
@@ -119,6 +133,7 @@ ALLOWED_METHODS: Final = (
     "REGISTER",
     "UPDATE",
     "INFO",
+    "SUBSCRIBE",
 )
 #: Methods that only make sense inside a dialog: without a To tag they get 481.
 DIALOG_ONLY_METHODS: Final = frozenset({"BYE", "UPDATE", "INFO", "PRACK"})
@@ -151,7 +166,16 @@ class CallTimerKey:
     name: CallTimerName
 
 
-TimerKey: TypeAlias = tuple[TransactionKey, TimerName] | BindingExpiry | QualifyDue | CallTimerKey
+@dataclass(frozen=True, slots=True)
+class MwiExpiry:
+    """The expiry of one message-waiting subscription."""
+
+    subscription: SubscriptionId
+
+
+TimerKey: TypeAlias = (
+    tuple[TransactionKey, TimerName] | BindingExpiry | QualifyDue | CallTimerKey | MwiExpiry
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +196,8 @@ class SwitchSettings:
     calls: CallSettings = field(default_factory=CallSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     groups: Mapping[str, HuntGroup] = field(default_factory=dict)
+    mailboxes: Mapping[str, Mailbox] = field(default_factory=dict)
+    unsolicited_notify: bool = True  # the lamp's NOTIFY to registered phones, unasked
 
     @property
     def sip_domain(self) -> str:
@@ -254,8 +280,14 @@ class Switch:
             settings.extensions,
             self._devices,
             ring_timeout=settings.calls.ring_timeout,
+            take_message=self._take_message,
         )
         self._member_events: deque[tuple[Call, MemberEvent]] = deque()
+        # Voicemail: messages each mailbox holds (new, old), as the store says, and the
+        # phones watching them (RFC 3842); NOTIFY transactions -> their subscription.
+        self.message_counts: dict[str, tuple[int, int]] = {}
+        self._mwi = MwiSubscriptions(ids, log)
+        self._notifies: dict[TransactionKey, SubscriptionId | None] = {}
 
     @staticmethod
     def _make_call_context(settings: SwitchSettings, wall_offset: float) -> CallContext:
@@ -317,6 +349,13 @@ class Switch:
                 if call is None:
                     return []
                 return self._step(call, partial(call.abort, "media port unavailable", now), now)
+            case MessageRecorded(session_id=session_id, reason=reason):
+                call = self._call_sessions.get(session_id)
+                if call is None:
+                    return []
+                return self._step(call, partial(call.message_recorded, reason, now), now)
+            case MailboxCounts(mailbox=mailbox, new=new, old=old):
+                return self._mailbox_changed(mailbox, (new, old), now)
             case Latched() | SessionStats():
                 return []
 
@@ -331,6 +370,8 @@ class Switch:
                     self._presence(key.aor)
             elif isinstance(key, QualifyDue):
                 out += self._qualify(key, now)
+            elif isinstance(key, MwiExpiry):
+                out += self._mwi_actions(self._mwi.expired(key.subscription, now), None, now)
             elif isinstance(key, CallTimerKey):
                 call = self._calls.get(key.call)
                 if call is None:
@@ -371,6 +412,115 @@ class Switch:
         self._log.error("hunt_settle_limit", pending=len(events), changed=len(changed))
         events.clear()
         changed.clear()
+        return out
+
+    def _take_message(
+        self, call: Call, number: str, group: str | None, now: float
+    ) -> list[CallAction]:
+        """A hunt overflowed to ``voicemail:<number>``: the call takes a message there (the
+        greeting only when the mailbox is full)."""
+        mailbox = self.settings.mailboxes.get(number)
+        if mailbox is None:  # the config check refuses this; defence in depth
+            return call.give_up(
+                StatusCode.TEMPORARILY_UNAVAILABLE,
+                f"voicemail {number}: no such mailbox",
+                Disposition.FAILED,
+                now,
+            )
+        new, old = self.message_counts.get(number, (0, 0))
+        return call.take_message(
+            mailbox,
+            group=group,
+            record=new + old < mailbox.max_messages,
+            wall_now=now + self.wall_offset,
+            now=now,
+        )
+
+    # -- the message-waiting lamp (RFC 3842)
+
+    def _on_subscribe(
+        self, request: Request, peer: Peer, key: TransactionKey, username: str, now: float
+    ) -> list[Output]:
+        """An extension watches a mailbox: its own (the Request-URI's user), nobody
+        else's (403); a number without a mailbox gets 404."""
+        mailbox = _dialled(request) or ""
+        if mailbox not in self.settings.mailboxes:
+            return self._reply(request, key, StatusCode.NOT_FOUND, now, reason="No Such Mailbox")
+        if mailbox != username:
+            return self._reply(request, key, StatusCode.FORBIDDEN, now, reason="Not Your Mailbox")
+        actions = self._mwi.subscribe(
+            request,
+            mailbox=mailbox,
+            counts=self._counts(mailbox),
+            peer=peer,
+            local=self._call_context.local(peer),
+            contact=self._call_context.contact(peer),
+            now=now,
+        )
+        return self._mwi_actions(actions, key, now)
+
+    def _counts(self, mailbox: str) -> MessageCounts:
+        new, old = self.message_counts.get(mailbox, (0, 0))
+        return MessageCounts(new, old)
+
+    def _mailbox_changed(self, mailbox: str, counts: tuple[int, int], now: float) -> list[Output]:
+        if self.message_counts.get(mailbox) == counts:
+            return []
+        known = mailbox in self.message_counts
+        self.message_counts[mailbox] = counts
+        out = self._mwi_actions(
+            self._mwi.counts_changed(mailbox, self._counts(mailbox), now), None, now
+        )
+        if known or counts[0] > 0:  # at start, only a lit lamp is news
+            out += self._unsolicited(mailbox, self.registrar.location.registrations(mailbox), now)
+        return out
+
+    def _unsolicited(
+        self, mailbox: str, registrations: list[Registration], now: float
+    ) -> list[Output]:
+        if not self.settings.unsolicited_notify or mailbox not in self.settings.mailboxes:
+            return []
+        out: list[Output] = []
+        for reg in registrations:
+            actions = self._mwi.unsolicited(
+                mailbox,
+                self._counts(mailbox),
+                contact_uri=reg.binding.contact,
+                peer=reg.peer,
+                local=self._call_context.local(reg.peer),
+                contact=self._call_context.contact(reg.peer),
+                now=now,
+            )
+            out += self._mwi_actions(actions, None, now)
+        return out
+
+    def _notified(self, key: TransactionKey, status: int | None, now: float) -> list[Output]:
+        """A NOTIFY's transaction ended (``status`` None: no response)."""
+        if key not in self._notifies:
+            return []
+        subscription = self._notifies.pop(key)
+        if subscription is None:
+            return []
+        return self._mwi_actions(self._mwi.notify_outcome(subscription, status, now), None, now)
+
+    def _mwi_actions(
+        self, actions: list[MwiAction], key: TransactionKey | None, now: float
+    ) -> list[Output]:
+        out: list[Output] = []
+        for action in actions:
+            match action:
+                case MwiRespond(response=response):
+                    if key is not None:
+                        response.headers.add("Server", self.settings.user_agent)
+                        out += self._respond(key, response, now)
+                case SendNotify(request=request, peer=peer, subscription=subscription):
+                    sent, events = self._layer.send_request(request, peer, now)
+                    self._notifies[sent] = subscription
+                    out += self._apply(events, now)
+                case ArmExpiry(subscription=subscription, at=at):
+                    self._timers.schedule(MwiExpiry(subscription), at)
+                case DisarmExpiry(subscription=subscription):
+                    self._timers.cancel(MwiExpiry(subscription))
         return out
 
     def _devices(self, number: str) -> list[Target]:
@@ -461,6 +611,9 @@ class Switch:
             if to_tag is not None:
                 # Inside a dialog: the dialog is the proof of identity, so no challenge;
                 # a dialog we do not know gets 481 (RFC 3261 section 12.2.2).
+                if request.method == "SUBSCRIBE" and self._mwi.find(request.call_id, to_tag):
+                    actions = self._mwi.resubscribe(request, now, peer=peer)
+                    return self._mwi_actions(actions, key, now)
                 found = self._call_dialogs.get((request.call_id, to_tag))
                 if found is not None:
                     call, leg = found
@@ -479,8 +632,9 @@ class Switch:
                     return self._apply(self._layer.terminate(key, now), now)
                 case Refused(status=refused, reason=refused_reason, headers=headers):
                     status, reason, extra = refused, refused_reason, headers
-                case Authenticated():
-                    pass
+                case Authenticated(username=username):
+                    if status is None and request.method == "SUBSCRIBE":
+                        return self._on_subscribe(request, peer, key, username, now)
         if status is None:
             if request.method == "OPTIONS":
                 return self._respond(key, self._options_response(request), now)
@@ -791,6 +945,9 @@ class Switch:
         for aor in {reg.binding.aor for reg in (*reply.saved, *reply.removed)}:
             self._presence(aor)
         out += [SaveBinding(binding=reg.binding) for reg in reply.saved]
+        for reg in reply.saved:  # a phone coming up learns of waiting messages at once
+            if self.message_counts.get(reg.binding.aor, (0, 0))[0] > 0:
+                out += self._unsolicited(reg.binding.aor, [reg], now)
         out += [
             DeleteBinding(aor=reg.binding.aor, contact=reg.binding.contact) for reg in reply.removed
         ]
@@ -857,6 +1014,10 @@ class Switch:
             "list": [call.snapshot(now, self.wall_offset) for call in active],
         }
         state["groups"] = self.desk.snapshot()
+        state["voicemail"] = {
+            "messages": {box: {"new": n, "old": o} for box, (n, o) in self.message_counts.items()},
+            "subscriptions": self._mwi.snapshot(now),
+        }
         state["media_ports"] = {
             "allocated": self.ports.in_use,
             "quarantined": self.ports.quarantined,
@@ -871,6 +1032,7 @@ class Switch:
         response.headers.add("Accept-Encoding", "identity")
         response.headers.add("Accept-Language", "en")
         response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        response.headers.add("Allow-Events", "message-summary")
         return response
 
     def _on_cancel(
@@ -935,12 +1097,17 @@ class Switch:
                 case ResponseReceived(response=response, key=key):
                     if key in self._call_transactions:
                         out += self._on_call_response(response, key, now)
+                    elif key in self._notifies:
+                        if response.status >= 200:
+                            out += self._notified(key, response.status, now)
                     elif response.status >= 200:
                         self._qualified(key, True, now)
                 case TransactionTimedOut(key=key):
+                    out += self._notified(key, None, now)
                     out += self._on_call_failure(key, StatusCode.REQUEST_TIMEOUT, now)
                     self._qualified(key, False, now)
                 case TransactionTransportFailed(key=key):
+                    out += self._notified(key, None, now)
                     out += self._on_call_failure(key, StatusCode.SERVICE_UNAVAILABLE, now)
                     self._qualified(key, False, now)
                 case AckReceived(request=ack):

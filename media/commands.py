@@ -89,7 +89,63 @@ class CloseSession:
     session_id: MediaSessionId
 
 
-MediaCommand: TypeAlias = OpenSession | UpdateRemote | SwitchLegB | CloseSession
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakeMessage:
+    """Nobody answered: the switch answered the caller itself. Side A stops relaying (side
+    B's sockets close): play ``greeting`` (an 8 kHz mono 16-bit WAV; ``None``: the default
+    prompt) then a beep to the caller, from side A's RTP port to ``remote`` (or to where the
+    caller's packets come from, once any has come), in G.711 ``payload_type`` (0 PCMU, 8
+    PCMA); then record what the caller sends, until it presses a key of ``stop_digits``
+    (RFC 4733 events of ``event_payload_type``), reaches ``max_length`` seconds, stays
+    silent for ``silence_timeout`` seconds (``None``: never), sends nothing for
+    ``no_rtp_timeout`` seconds, or :class:`StopMessage` / :class:`CloseSession` comes.
+
+    ``mailbox`` and the caller's details are for the host's shell, which stores the
+    message (``received_at``: wall-clock seconds) unless it is shorter than ``min_length``
+    seconds. ``record`` False plays the greeting and
+    the beep only (a full mailbox) and then reports :class:`MessageRecorded` with no audio."""
+
+    session_id: MediaSessionId
+    remote: Address | None
+    payload_type: int
+    event_payload_type: int | None
+    greeting: str | None
+    mailbox: str
+    caller: str
+    caller_name: str | None
+    called: str
+    group: str | None
+    received_at: float
+    max_length: float
+    min_length: float
+    silence_timeout: float | None
+    no_rtp_timeout: float = 10.0
+    stop_digits: str = "#"
+    record: bool = True
+
+
+class MessageStop(StrEnum):
+    """Why a recording ended."""
+
+    HANGUP = "hangup"  # StopMessage (the caller hung up) or CloseSession
+    DIGIT = "digit"  # a stop key, by RFC 4733 or by SIP INFO
+    MAX_LENGTH = "max length"
+    SILENCE = "silence"
+    NO_RTP = "no rtp"
+    NOT_RECORDED = "not recorded"  # record was False, or the caller left during the greeting
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopMessage:
+    """Stop the recording now (the caller hung up, or pressed a stop key over SIP INFO)."""
+
+    session_id: MediaSessionId
+    reason: MessageStop
+
+
+MediaCommand: TypeAlias = (
+    OpenSession | UpdateRemote | SwitchLegB | CloseSession | TakeMessage | StopMessage
+)
 
 
 # Reports (host -> switch): past-tense facts.
@@ -151,4 +207,20 @@ class PortUnavailable:
     port: int
 
 
-MediaReport: TypeAlias = SessionStats | RtpTimeout | Latched | PortUnavailable
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRecorded:
+    """The recording of a :class:`TakeMessage` ended: ``duration`` seconds of audio were
+    recorded (0 when none); ``message_id`` names the stored message, ``None`` when nothing
+    was kept (shorter than the mailbox's minimum, not recorded, or it could not be stored).
+    Reported once per TakeMessage, also when it ended with the session."""
+
+    session_id: MediaSessionId
+    mailbox: str
+    reason: MessageStop
+    duration: float
+    message_id: str | None
+
+
+MediaReport: TypeAlias = (
+    SessionStats | RtpTimeout | Latched | PortUnavailable | MessageRecorded
+)

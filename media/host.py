@@ -11,10 +11,12 @@ reports out (:data:`~media.commands.MediaReport`, through the ``report`` callbac
 * ``UpdateRemote`` / ``SwitchLegB`` go to the session.
 * ``CloseSession`` closes the four sockets (the ports are free when it returns) and
   reports the final ``SessionStats``; unknown sessions are ignored, so it is idempotent.
+* ``TakeMessage`` / ``StopMessage``: the voicemail, below.
 * A periodic tick (``loop.call_later``, armed only while sessions exist) forwards the
   relay's ``Latched`` reports and reports ``RtpTimeout`` once per silent stretch: when no
   RTP came for ``rtp_timeout`` seconds; it is reported again only after media (or a
-  re-pointed side) restarted the idle clock and a new silence reached the limit.
+  re-pointed side) restarted the idle clock and a new silence reached the limit. Never
+  for a session in voicemail: the recorder's no-RTP rule stands in for it there.
 
 Reports never run inside :meth:`MediaHost.execute` (the driver that calls ``execute``
 may be in the middle of applying the switch's outputs): reports caused by a command are
@@ -33,6 +35,32 @@ Copies: the relay rewrites a datagram in place only on side B after a ``SwitchLe
 (marker bit, sequence, timestamp, SSRC; RTCP SSRC). Until then the received ``bytes``
 object is passed through as it is; afterwards side B's datagrams are copied into a
 ``bytearray`` (172 octets for G.711, about 0.1 us).
+
+**Voicemail** (``TakeMessage``: the switch answered the caller itself). Side B's two
+sockets close at once (their ports stay the switch's until ``CloseSession``); side A's RTP
+socket stops relaying and serves the voicemail, its RTCP socket is read and ignored:
+
+1. The greeting (from the :class:`~media.prompts.PromptLibrary`: cached, else read and
+   encoded in the executor) and the beep play as one :class:`~media.player.PromptPlayer`,
+   paced by ``loop.call_at(player.next_due())``, from side A's port to where the caller's
+   RTP comes from once any came (symmetric RTP; latching as the relay does: the expected
+   IP, or anyone with ``latch_any``), else to ``TakeMessage.remote`` (else to side A's
+   expected address). The caller's packets only latch meanwhile. In parallel the
+   executor runs :meth:`~media.recordings.RecordingSink.begin` and creates the file.
+2. At the beep's last packet a :class:`~media.recorder.VoicemailRecorder` starts and is
+   fed every packet from the caller (about 4 us; no task, no timer per packet). One timer
+   per recording, at the earlier of the next append and ``next_deadline()``, appends what
+   ``take()`` gives to the file (about once a second: a ``write``, never an ``fsync``,
+   on the loop) and calls ``check(now)``. Until the file exists the recorder keeps the
+   audio, so a slow ``begin`` loses nothing.
+3. When it stops (a stop key, a limit, no RTP, ``StopMessage``, ``CloseSession``,
+   :meth:`MediaHost.close`), a task appends the rest, closes the file and runs
+   :meth:`~media.recordings.RecordingSink.finish` in the executor, then reports
+   ``MessageRecorded``: after the command that caused it has returned, and for
+   ``CloseSession`` after the session's ``SessionStats``. Ended before the recording began,
+   or with ``record`` false (after the beep; the session stays open until
+   ``CloseSession``), it is ``NOT_RECORDED`` with duration 0, and the sink discards the
+   file it began. Without a sink the caller is recorded to nowhere (``message_id`` None).
 """
 
 from __future__ import annotations
@@ -40,30 +68,42 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import random
 import resource
 import socket
-from collections.abc import Callable
-from typing import Final, TypeAlias, cast
+from collections.abc import Callable, Sequence
+from enum import Enum
+from functools import partial
+from typing import Final, ParamSpec, TypeAlias, TypeVar, cast
 
 import structlog
 
 from media.commands import (
     Address,
     CloseSession,
+    Latched,
     MediaCommand,
     MediaReport,
     MediaSessionId,
+    MessageRecorded,
+    MessageStop,
     OpenSession,
     PortUnavailable,
     RtpTimeout,
     SessionStats,
     Side,
+    StopMessage,
     SwitchLegB,
+    TakeMessage,
     UpdateRemote,
 )
+from media.player import EARLY_TOLERANCE, PCMA, PCMU, Clip, PromptPlayer
+from media.prompts import PromptLibrary
+from media.recorder import RecorderSettings, Stop, StopReason, VoicemailRecorder
+from media.recordings import RecordingFile, RecordingSink, finish_recording, open_recording
 from media.relay import RelaySession
 
-__all__ = ["SOCKETS_PER_SESSION", "MediaHost", "raise_open_file_limit"]
+__all__ = ["FINISH_TIMEOUT", "SOCKETS_PER_SESSION", "MediaHost", "raise_open_file_limit"]
 
 log: Final = structlog.get_logger(__name__)
 
@@ -71,10 +111,27 @@ SOCKETS_PER_SESSION: Final = 4  # RTP and RTCP for each side
 # Large enough for any RTP or RTCP packet under an Ethernet MTU; the stock loop's datagram
 # transport reads 256 KiB per call, which is most of its per-packet cost (PEERS.md).
 _MAX_DATAGRAM: Final = 2048
+APPEND_INTERVAL: Final = 1.0  # seconds between appends of recorded audio to its file
+FINISH_TIMEOUT: Final = 10.0  # how long close() waits for recordings to be finished
+_RTP_VERSION_MASK: Final = 0xC0
+_RTP_VERSION_2: Final = 0x80
+_RTP_MIN_SIZE: Final = 12
 
 # RelaySession's handlers take a bytearray because they may rewrite in place; they only
 # write on side B after a SwitchLegB, and the host copies into a bytearray from then on.
 _PacketHandler: TypeAlias = Callable[[Side, bytes | bytearray, Address, float], "Address | None"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+_MESSAGE_STOPS: Final = {
+    StopReason.HANGUP: MessageStop.HANGUP,
+    StopReason.DIGIT: MessageStop.DIGIT,
+    StopReason.MAX_LENGTH: MessageStop.MAX_LENGTH,
+    StopReason.SILENCE: MessageStop.SILENCE,
+    StopReason.NO_RTP: MessageStop.NO_RTP,
+}
+_RECORDER_STOPS: Final = {stop: reason for reason, stop in _MESSAGE_STOPS.items()}
 
 
 def raise_open_file_limit() -> int:
@@ -99,23 +156,106 @@ def raise_open_file_limit() -> int:
     return hard
 
 
+def _canonical_ip(host: str) -> str:
+    """The form the socket layer reports a source IP in (as the relay compares them)."""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host
+
+
+class _Phase(Enum):
+    LOADING = "loading"  # the greeting is being read and encoded in the executor
+    GREETING = "greeting"  # greeting and beep playing; the caller's packets only latch
+    RECORDING = "recording"
+    ENDED = "ended"  # reported or being finished; the session stays until CloseSession
+
+
+class _Voicemail:
+    """The voicemail on side A of one session: what plays, what records, where to."""
+
+    __slots__ = (
+        "begun",
+        "command",
+        "expected_ip",
+        "latch_any",
+        "next_append",
+        "peer",
+        "phase",
+        "player",
+        "recorder",
+        "remote",
+        "sendto",
+        "settings",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        command: TakeMessage,
+        settings: RecorderSettings,
+        sendto: Callable[[bytes, Address], int],
+        *,
+        peer: Address | None,
+        remote: Address | None,
+        latch_any: bool,
+    ) -> None:
+        self.command = command
+        self.settings = settings
+        self.sendto = sendto  # side A's RTP socket
+        self.phase = _Phase.LOADING
+        self.peer = peer  # the caller's RTP source, once latched
+        self.remote = remote  # where to send until then
+        self.expected_ip = None if remote is None else _canonical_ip(remote[0])
+        self.latch_any = latch_any
+        self.player: PromptPlayer | None = None
+        self.recorder: VoicemailRecorder | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.next_append = 0.0
+        # The file, from RecordingSink.begin in the executor; None: recording to nowhere.
+        self.begun: asyncio.Future[RecordingFile] | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
 class _HostedSession:
-    """A relay session and the four sockets the host bound for it."""
+    """A relay session and the sockets the host bound for it (four; two in voicemail)."""
 
-    __slots__ = ("is_timed_out", "relay", "rewrites_b", "sockets")
+    __slots__ = (
+        "is_timed_out",
+        "is_v6",
+        "latch_any",
+        "relay",
+        "rewrites_b",
+        "sockets",
+        "voicemail",
+    )
 
-    def __init__(self, relay: RelaySession) -> None:
+    def __init__(self, relay: RelaySession, *, is_v6: bool, latch_any: bool) -> None:
         self.relay = relay
         self.sockets: list[socket.socket] = []
+        self.is_v6 = is_v6
+        self.latch_any = latch_any
         self.rewrites_b = False  # set at the first SwitchLegB: B's datagrams become writable
         self.is_timed_out = False  # RtpTimeout reported for the current silence
+        self.voicemail: _Voicemail | None = None
 
 
 class MediaHost:
-    """Relays RTP/RTCP for the switch's media sessions on the running event loop.
+    """Relays RTP/RTCP for the switch's media sessions on the running event loop, and
+    plays and records voicemail on them.
 
-    Inputs: :meth:`execute` (commands), datagrams on the sessions' sockets, the tick.
-    Queries: :meth:`stats`, :attr:`sessions`, :attr:`ports_in_use`. Stop: :meth:`close`.
+    ``recordings`` keeps the messages (``None``: record to nowhere); ``prompts`` holds the
+    greetings (default: a library whose default greeting is the chime); ``rng`` draws the
+    prompts' SSRC, sequence numbers and timestamps; recorded audio is appended to its file
+    every ``append_interval`` seconds.
+
+    Inputs: :meth:`execute` (commands), datagrams on the sessions' sockets, the tick and
+    the voicemail timers. Queries: :meth:`stats`, :attr:`sessions`,
+    :attr:`sockets_in_use`. Stop: :meth:`close`.
     """
 
     def __init__(
@@ -125,17 +265,30 @@ class MediaHost:
         *,
         rtp_timeout: float,
         tick: float = 1.0,
+        recordings: RecordingSink | None = None,
+        prompts: PromptLibrary | None = None,
+        rng: random.Random | None = None,
+        append_interval: float = APPEND_INTERVAL,
     ) -> None:
-        if rtp_timeout <= 0 or tick <= 0:
-            raise ValueError(f"rtp_timeout {rtp_timeout} and tick {tick} must be positive")
+        if rtp_timeout <= 0 or tick <= 0 or append_interval <= 0:
+            raise ValueError(
+                f"rtp_timeout {rtp_timeout}, tick {tick} and append_interval {append_interval}"
+                " must be positive"
+            )
         self._loop = loop
         self._report = report
         self._rtp_timeout = rtp_timeout
         self._tick = tick
+        self._recordings = recordings
+        self._prompts = prompts if prompts is not None else PromptLibrary()
+        self._rng = rng if rng is not None else random.Random()
+        self._append_interval = append_interval
         self._sessions: dict[MediaSessionId, _HostedSession] = {}
         self._tick_handle: asyncio.TimerHandle | None = None
         self._pending: list[MediaReport] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._jobs: set[asyncio.Future[object]] = set()  # executor work under way
+        self._finishing: set[asyncio.Task[None]] = set()  # recordings being finished
         self._is_closed = False
         self.open_file_limit = raise_open_file_limit()
 
@@ -146,8 +299,20 @@ class MediaHost:
         return len(self._sessions)
 
     @property
-    def ports_in_use(self) -> int:
+    def sockets_in_use(self) -> int:
+        """Sockets bound now: four per relaying session, two per session in voicemail
+        (whose side B ports the switch still holds until ``CloseSession``)."""
         return sum(len(hosted.sockets) for hosted in self._sessions.values())
+
+    @property
+    def ports_in_use(self) -> int:
+        """UDP ports bound now: one per socket (:attr:`sockets_in_use`)."""
+        return self.sockets_in_use
+
+    @property
+    def recordings_finishing(self) -> int:
+        """Voicemail recordings stopped whose file work and report are still to come."""
+        return len(self._finishing)
 
     def stats(self, session_id: MediaSessionId) -> SessionStats | None:
         """The counters of a live session (``None`` if unknown), without reporting them."""
@@ -168,10 +333,18 @@ class MediaHost:
                     log.debug("media_command_for_unknown_session", command="update_remote")
                     return
                 hosted.relay.update_remote(side, expected, self._loop.time())
+                if side is Side.A and hosted.voicemail is not None:
+                    voicemail = hosted.voicemail
+                    voicemail.remote = expected
+                    voicemail.expected_ip = _canonical_ip(expected[0])
+                    voicemail.peer = None  # latch again, as the relay would
             case SwitchLegB(session_id=session_id, expected_b=expected_b):
                 hosted = self._sessions.get(session_id)
                 if hosted is None:
                     log.debug("media_command_for_unknown_session", command="switch_leg_b")
+                    return
+                if hosted.voicemail is not None:  # side B is closed: nobody to switch to
+                    log.warning("switch_leg_b_in_voicemail", session_id=session_id)
                     return
                 hosted.rewrites_b = True
                 hosted.relay.switch_b(expected_b, self._loop.time())
@@ -181,21 +354,50 @@ class MediaHost:
                     return
                 self._close_sockets(hosted)
                 self._defer([*hosted.relay.take_reports(), hosted.relay.stats()])
+                if hosted.voicemail is not None:  # its MessageRecorded comes after the stats
+                    self._end_voicemail(hosted.voicemail, MessageStop.HANGUP)
                 if not self._sessions:
                     self._stop_ticking()
                 log.debug("media_session_closed", session_id=session_id)
+            case TakeMessage():
+                self._take_message(command)
+            case StopMessage(session_id=session_id, reason=reason):
+                hosted = self._sessions.get(session_id)
+                if hosted is None or hosted.voicemail is None:
+                    log.debug("media_command_for_unknown_session", command="stop_message")
+                    return
+                self._end_voicemail(hosted.voicemail, reason)
 
-    async def close(self) -> None:
+    async def close(self, *, finish_timeout: float = FINISH_TIMEOUT) -> None:
         """Close every session's sockets and stop the tick; reports still pending from
-        earlier commands are delivered, final stats of the sessions closed here are not."""
+        earlier commands are delivered, final stats of the sessions closed here are not.
+
+        Recordings in progress end as ``HANGUP`` (``NOT_RECORDED`` during the greeting);
+        this waits, at most ``finish_timeout`` seconds, until every recording's file is
+        finished and its ``MessageRecorded`` reported (a report not made by then is lost,
+        and logged)."""
         self._is_closed = True
         for hosted in self._sessions.values():
+            if hosted.voicemail is not None:
+                self._end_voicemail(hosted.voicemail, MessageStop.HANGUP)
             self._close_sockets(hosted)
         self._sessions.clear()
         self._stop_ticking()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush()
+        waiting: set[asyncio.Future[object] | asyncio.Task[None]] = {
+            *self._jobs,
+            *self._finishing,
+        }
+        if not waiting:
+            return
+        _, late = await asyncio.wait(waiting, timeout=finish_timeout)
+        if late:
+            log.error("voicemail_finish_timed_out", pending=len(late), timeout=finish_timeout)
+            for task in self._finishing:
+                task.cancel()
+            await asyncio.gather(*self._finishing, return_exceptions=True)
 
     # Opening and closing.
 
@@ -204,8 +406,6 @@ class MediaHost:
         if session_id in self._sessions:
             log.warning("media_session_already_open", session_id=session_id)
             return
-        relay = RelaySession.from_command(command, self._loop.time())
-        hosted = _HostedSession(relay)
         try:
             family = (
                 socket.AF_INET6
@@ -214,6 +414,9 @@ class MediaHost:
             )
         except ValueError:
             family = socket.AF_INET
+        is_v6 = family == socket.AF_INET6
+        relay = RelaySession.from_command(command, self._loop.time())
+        hosted = _HostedSession(relay, is_v6=is_v6, latch_any=command.latch_any)
         for port in (command.rtp_port_a, command.rtp_port_b):
             for bound_port in (port, port + 1):
                 try:
@@ -231,11 +434,10 @@ class MediaHost:
         rtp_a, rtcp_a, rtp_b, rtcp_b = hosted.sockets
         on_rtp = cast(_PacketHandler, relay.on_packet)
         on_rtcp = cast(_PacketHandler, relay.on_rtcp_packet)
-        is_v6 = family == socket.AF_INET6
-        self._watch(hosted, rtp_a, rtp_b, on_rtp, side=Side.A, is_v6=is_v6)
-        self._watch(hosted, rtp_b, rtp_a, on_rtp, side=Side.B, is_v6=is_v6)
-        self._watch(hosted, rtcp_a, rtcp_b, on_rtcp, side=Side.A, is_v6=is_v6)
-        self._watch(hosted, rtcp_b, rtcp_a, on_rtcp, side=Side.B, is_v6=is_v6)
+        self._watch(hosted, rtp_a, rtp_b, on_rtp, side=Side.A)
+        self._watch(hosted, rtp_b, rtp_a, on_rtp, side=Side.B)
+        self._watch(hosted, rtcp_a, rtcp_b, on_rtcp, side=Side.A)
+        self._watch(hosted, rtcp_b, rtcp_a, on_rtcp, side=Side.B)
         self._sessions[session_id] = hosted
         if self._tick_handle is None:
             self._tick_handle = self._loop.call_later(self._tick, self._on_tick)
@@ -257,11 +459,12 @@ class MediaHost:
             raise
         return sock
 
-    def _close_sockets(self, hosted: _HostedSession) -> None:
-        for sock in hosted.sockets:
+    def _close_sockets(self, hosted: _HostedSession, keep: int = 0) -> None:
+        """Close the session's sockets from index ``keep`` on (2: side B's only)."""
+        for sock in hosted.sockets[keep:]:
             self._loop.remove_reader(sock.fileno())
             sock.close()  # the port is free again once this returns
-        hosted.sockets.clear()
+        del hosted.sockets[keep:]
 
     def _watch(
         self,
@@ -271,7 +474,6 @@ class MediaHost:
         handler: _PacketHandler,
         *,
         side: Side,
-        is_v6: bool,
     ) -> None:
         """Relay what arrives on ``sock`` (side ``side``) out of ``out``, the other side's
         socket of the same kind."""
@@ -279,6 +481,7 @@ class MediaHost:
         sendto = out.sendto
         now = self._loop.time
         may_rewrite = side is Side.B
+        is_v6 = hosted.is_v6
 
         def on_readable() -> None:
             try:
@@ -297,6 +500,297 @@ class MediaHost:
                     pass
 
         self._loop.add_reader(sock.fileno(), on_readable)
+
+    # Voicemail.
+
+    def _take_message(self, command: TakeMessage) -> None:
+        session_id = command.session_id
+        hosted = self._sessions.get(session_id)
+        if hosted is None or hosted.voicemail is not None:
+            log.warning(
+                "take_message_refused",
+                session_id=session_id,
+                reason="unknown session" if hosted is None else "voicemail already taken",
+            )
+            if hosted is None:  # MessageRecorded comes once per TakeMessage
+                self._defer([_not_recorded(command)])
+            return
+        try:
+            settings = _recorder_settings(command)
+        except ValueError as error:
+            log.error("take_message_invalid", session_id=session_id, error=str(error))
+            self._defer([_not_recorded(command)])
+            return
+        self._close_sockets(hosted, keep=2)  # side B: no callee any more
+        rtp_a, rtcp_a = hosted.sockets
+        relay = hosted.relay
+        voicemail = _Voicemail(
+            command,
+            settings,
+            rtp_a.sendto,
+            peer=relay.latched(Side.A),
+            remote=command.remote if command.remote is not None else relay.destination(Side.A),
+            latch_any=hosted.latch_any,
+        )
+        hosted.voicemail = voicemail
+        self._loop.remove_reader(rtp_a.fileno())
+        self._loop.remove_reader(rtcp_a.fileno())
+        self._watch_voicemail(hosted, voicemail, rtp_a)
+        self._loop.add_reader(rtcp_a.fileno(), partial(_discard, rtcp_a.recvfrom))
+        if command.record and self._recordings is not None:
+            begun = self._run_blocking(open_recording, self._recordings, command)
+            begun.add_done_callback(partial(_log_begin_failure, command))
+            voicemail.begun = begun
+        clips = self._prompts.cached(command.greeting, command.payload_type)
+        if clips is not None:
+            self._play_greeting(voicemail, clips)
+        else:
+            loading = self._run_blocking(self._prompts.load, command.greeting, command.payload_type)
+            loading.add_done_callback(partial(self._on_prompts_loaded, voicemail))
+        log.info(
+            "voicemail_taking_message",
+            session_id=session_id,
+            mailbox=command.mailbox,
+            record=command.record,
+        )
+
+    def _watch_voicemail(
+        self, hosted: _HostedSession, voicemail: _Voicemail, sock: socket.socket
+    ) -> None:
+        """Feed what the caller sends on side A's RTP socket to the voicemail: it latches
+        the caller's address, and while recording goes to the recorder."""
+        recvfrom = sock.recvfrom
+        now = self._loop.time
+        is_v6 = hosted.is_v6
+
+        def on_readable() -> None:
+            try:
+                received, source = recvfrom(_MAX_DATAGRAM)
+            except OSError:
+                return
+            if source != voicemail.peer:
+                if is_v6:
+                    source = source[:2]
+                if source != voicemail.peer and not self._latch(hosted, received, source):
+                    return
+            recorder = voicemail.recorder
+            if recorder is not None:
+                stop = recorder.feed(received, now())
+                if stop is not None:
+                    self._end_recording(voicemail, recorder, stop, None)
+
+        self._loop.add_reader(sock.fileno(), on_readable)
+
+    def _latch(self, hosted: _HostedSession, data: bytes, source: Address) -> bool:
+        """The slow path: RTP from an address that is not the caller's (yet). Latch to it
+        if nothing is latched and it comes from the expected IP (or anyone, with
+        ``latch_any``), as the relay does."""
+        voicemail = hosted.voicemail
+        assert voicemail is not None
+        if (
+            voicemail.peer is not None
+            or len(data) < _RTP_MIN_SIZE
+            or data[0] & _RTP_VERSION_MASK != _RTP_VERSION_2
+            or not (voicemail.latch_any or source[0] == voicemail.expected_ip)
+        ):
+            return False
+        voicemail.peer = source
+        self._defer([Latched(session_id=voicemail.command.session_id, side=Side.A, address=source)])
+        return True
+
+    def _on_prompts_loaded(
+        self, voicemail: _Voicemail, loading: asyncio.Future[tuple[Clip, Clip]]
+    ) -> None:
+        if loading.cancelled():
+            return
+        error = loading.exception()
+        if voicemail.phase is not _Phase.LOADING:
+            return  # ended during the load
+        if error is not None:
+            log.error(
+                "greeting_load_failed",
+                session_id=voicemail.command.session_id,
+                error=repr(error),
+            )
+            self._play_greeting(voicemail, (self._prompts.beep,))
+            return
+        self._play_greeting(voicemail, loading.result())
+
+    def _play_greeting(self, voicemail: _Voicemail, clips: Sequence[Clip]) -> None:
+        now = self._loop.time()
+        player = PromptPlayer(
+            clips, payload_type=voicemail.command.payload_type, rng=self._rng, now=now
+        )
+        voicemail.player = player
+        voicemail.phase = _Phase.GREETING
+        voicemail.timer = self._loop.call_at(now, self._on_play, voicemail)
+
+    def _on_play(self, voicemail: _Voicemail) -> None:
+        """The player's timer: send what is due, then arm for the next packet; after the
+        beep's last packet, record (or report ``NOT_RECORDED`` when not recording)."""
+        voicemail.timer = None
+        player = voicemail.player
+        assert player is not None
+        now = self._loop.time()
+        destination = voicemail.peer if voicemail.peer is not None else voicemail.remote
+        if destination is not None:
+            sendto = voicemail.sendto
+            for packet in player.frames(now):
+                try:  # noqa: SIM105
+                    sendto(packet, destination)
+                except OSError:
+                    pass
+        else:
+            player.frames(now)  # nowhere to send yet: the greeting goes on regardless
+        due = player.next_due()
+        if due is not None:
+            voicemail.timer = self._loop.call_at(due, self._on_play, voicemail)
+            return
+        voicemail.player = None
+        command = voicemail.command
+        if not command.record:
+            voicemail.phase = _Phase.ENDED
+            self._report(_not_recorded(command))
+            return
+        voicemail.phase = _Phase.RECORDING
+        voicemail.recorder = VoicemailRecorder(
+            payload_type=command.payload_type,
+            event_payload_type=command.event_payload_type,
+            now=now,
+            settings=voicemail.settings,
+        )
+        voicemail.next_append = now + self._append_interval
+        self._arm_recording(voicemail, voicemail.recorder)
+
+    def _arm_recording(self, voicemail: _Voicemail, recorder: VoicemailRecorder) -> None:
+        deadline = recorder.next_deadline()
+        at = voicemail.next_append if deadline is None else min(voicemail.next_append, deadline)
+        voicemail.timer = self._loop.call_at(at, self._on_recording_timer, voicemail)
+
+    def _on_recording_timer(self, voicemail: _Voicemail) -> None:
+        """Append the audio taken since the last time (about once a second) and check the
+        no-RTP rule."""
+        voicemail.timer = None
+        recorder = voicemail.recorder
+        if recorder is None:
+            return
+        now = self._loop.time()
+        if now + EARLY_TOLERANCE >= voicemail.next_append:
+            self._append(voicemail, recorder)
+            voicemail.next_append = now + self._append_interval
+        stop = recorder.check(now)
+        if stop is not None:
+            self._end_recording(voicemail, recorder, stop, None)
+            return
+        self._arm_recording(voicemail, recorder)
+
+    @staticmethod
+    def _append(voicemail: _Voicemail, recorder: VoicemailRecorder) -> None:
+        """Move the recorder's audio into the file; while the file is still being created
+        the recorder keeps it; with no file (no sink, or begin failed) it is dropped."""
+        begun = voicemail.begun
+        if begun is None:
+            recorder.take()
+        elif begun.done():
+            if begun.cancelled() or begun.exception() is not None:
+                recorder.take()
+            else:
+                begun.result().append(recorder.take())
+
+    def _end_voicemail(self, voicemail: _Voicemail, reason: MessageStop) -> None:
+        """``StopMessage``, ``CloseSession`` or :meth:`close`: stop what plays or records."""
+        match voicemail.phase:
+            case _Phase.LOADING | _Phase.GREETING:
+                voicemail.cancel_timer()
+                voicemail.player = None
+                voicemail.phase = _Phase.ENDED
+                self._spawn_finish(voicemail, MessageStop.NOT_RECORDED, b"", 0.0)
+            case _Phase.RECORDING:
+                recorder = voicemail.recorder
+                assert recorder is not None
+                stop = recorder.stop(_RECORDER_STOPS.get(reason, StopReason.HANGUP))
+                self._end_recording(
+                    voicemail,
+                    recorder,
+                    stop,
+                    reason if reason is MessageStop.NOT_RECORDED else None,
+                )
+            case _Phase.ENDED:
+                pass
+
+    def _end_recording(
+        self,
+        voicemail: _Voicemail,
+        recorder: VoicemailRecorder,
+        stop: Stop,
+        reason: MessageStop | None,
+    ) -> None:
+        """The recorder stopped: from now on the caller's packets are ignored; the rest of
+        the audio goes to the file, and the message to the sink, in the finishing task."""
+        voicemail.cancel_timer()
+        voicemail.recorder = None
+        voicemail.phase = _Phase.ENDED
+        reason = _MESSAGE_STOPS[stop.reason] if reason is None else reason
+        log.info(
+            "voicemail_recording_stopped",
+            session_id=voicemail.command.session_id,
+            reason=reason.value,
+            duration=round(recorder.duration, 3),
+        )
+        self._spawn_finish(voicemail, reason, recorder.take(), recorder.duration)
+
+    def _spawn_finish(
+        self, voicemail: _Voicemail, reason: MessageStop, rest: bytes, duration: float
+    ) -> None:
+        task = self._loop.create_task(
+            self._finish(voicemail.command, voicemail.begun, reason, rest, duration)
+        )
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish(
+        self,
+        command: TakeMessage,
+        begun: asyncio.Future[RecordingFile] | None,
+        reason: MessageStop,
+        rest: bytes,
+        duration: float,
+    ) -> None:
+        """Complete the file and hand it to the sink (executor), then report."""
+        message_id: str | None = None
+        if begun is not None and self._recordings is not None:
+            try:
+                # Shielded: close() giving up on this task must not drop the file unclosed.
+                recording = await asyncio.shield(begun)
+            except asyncio.CancelledError:
+                begun.add_done_callback(_close_abandoned)
+                raise
+            except Exception:  # logged by _log_begin_failure
+                pass
+            else:
+                message_id, duration = await self._run_blocking(
+                    finish_recording, self._recordings, command, recording, rest, reason
+                )
+        if reason is MessageStop.NOT_RECORDED:
+            duration = 0.0
+        self._report(
+            MessageRecorded(
+                session_id=command.session_id,
+                mailbox=command.mailbox,
+                reason=reason,
+                duration=duration,
+                message_id=message_id,
+            )
+        )
+
+    def _run_blocking(
+        self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> asyncio.Future[_T]:
+        """Run ``function`` in the loop's default executor; :meth:`close` waits for it."""
+        future = self._loop.run_in_executor(None, partial(function, *args, **kwargs))
+        self._jobs.add(cast("asyncio.Future[object]", future))
+        future.add_done_callback(self._jobs.discard)
+        return future
 
     # Reports.
 
@@ -323,6 +817,8 @@ class MediaHost:
         reports: list[MediaReport] = []
         for session_id, hosted in self._sessions.items():
             reports.extend(hosted.relay.take_reports())
+            if hosted.voicemail is not None:
+                continue  # the recorder's no-RTP rule applies instead
             idle_for = hosted.relay.idle_for(now)
             if idle_for < limit:
                 hosted.is_timed_out = False
@@ -333,3 +829,58 @@ class MediaHost:
             self._tick_handle = self._loop.call_later(self._tick, self._on_tick)
         for report in reports:
             self._report(report)
+
+
+def _recorder_settings(command: TakeMessage) -> RecorderSettings:
+    """The recorder's limits from the command; ValueError for what cannot be recorded."""
+    if command.payload_type not in (PCMU, PCMA):
+        raise ValueError(f"payload type {command.payload_type}: only PCMU (0) and PCMA (8)")
+    if command.event_payload_type == command.payload_type:
+        raise ValueError(f"audio and telephone-event both on {command.payload_type}")
+    return RecorderSettings(
+        max_length=command.max_length,
+        silence_timeout=command.silence_timeout,
+        no_rtp_timeout=command.no_rtp_timeout,
+        stop_digits=command.stop_digits,
+    )
+
+
+def _not_recorded(command: TakeMessage) -> MessageRecorded:
+    return MessageRecorded(
+        session_id=command.session_id,
+        mailbox=command.mailbox,
+        reason=MessageStop.NOT_RECORDED,
+        duration=0.0,
+        message_id=None,
+    )
+
+
+def _discard(recvfrom: Callable[[int], tuple[bytes, object]]) -> None:
+    """Read one datagram and drop it (side A's RTCP during voicemail)."""
+    try:  # noqa: SIM105
+        recvfrom(_MAX_DATAGRAM)
+    except OSError:
+        pass
+
+
+def _log_begin_failure(command: TakeMessage, begun: asyncio.Future[RecordingFile]) -> None:
+    if begun.cancelled():
+        return
+    error = begun.exception()
+    if error is not None:
+        log.error(
+            "voicemail_begin_failed",
+            session_id=command.session_id,
+            mailbox=command.mailbox,
+            error=repr(error),
+        )
+
+
+def _close_abandoned(begun: asyncio.Future[RecordingFile]) -> None:
+    """The file of a recording :meth:`MediaHost.close` stopped waiting for: close it as it
+    is (the sink's recovery at the next start finds it)."""
+    if begun.cancelled() or begun.exception() is not None:
+        return
+    recording = begun.result()
+    recording.close()
+    log.warning("voicemail_recording_abandoned", path=recording.path)

@@ -42,7 +42,7 @@ from b2bua.call.actions import (
     TimerName,
 )
 from b2bua.call.legs import Leg, Relayed, best_final_status, disposition_of
-from b2bua.call.media import MediaView, SdpFace, view_of
+from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, view_of
 from b2bua.call.records import CallRecord, Disposition
 from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
 from b2bua.dialog import (
@@ -82,14 +82,19 @@ from b2bua.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
 from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.status import StatusCode
 from b2bua.transaction.keys import TransactionKey, client_key
+from b2bua.voicemail.settings import Mailbox
 from media.commands import (
     CloseSession,
     MediaSessionId,
+    MessageStop,
     OpenSession,
     Side,
+    StopMessage,
     SwitchLegB,
+    TakeMessage,
     UpdateRemote,
 )
+from media.dtmf import parse_info_dtmf
 
 SDP: Final = "application/sdp"
 _UNANSWERED: Final = (SessionState.INITIAL, SessionState.EARLY)
@@ -185,6 +190,10 @@ class Call:
         self._ring_count = 0
         self._closed_rings: set[int] = set()  # stopped by the hunt, or failure reported
         self._alerted_rings: set[int] = set()
+        # Nobody answered and the switch answered itself to take a message for this
+        # mailbox (take_message); the recording runs in the media host.
+        self.voicemail: str | None = None
+        self._stop_digits = "#"
 
     def _face(self, port: int) -> SdpFace:
         return SdpFace(self.context.media_host, port, self._ids.new_tag()[:8].encode().hex())
@@ -228,8 +237,8 @@ class Call:
             "call_id": self.invite.call_id,
             "caller": self.caller,
             "callee": self.callee,
-            "state": "answered" if self.winner is not None else "ringing",
-            "answered_by": None if self.winner is None else self.winner.extension,
+            "state": self._state_name(),
+            "answered_by": self._answered_by(),
             "started_at": round(self.started_at + wall_offset, 3),
             "age": round(now - self.started_at, 3),
             "legs": len(self.legs) - 1,
@@ -315,6 +324,79 @@ class Call:
         self._disposition = self._disposition or disposition
         actions = self._hang_up_callees(now)
         return actions + self._reject_caller(status, now) + self._end_if_done(reason, now)
+
+    def take_message(
+        self,
+        mailbox: Mailbox,
+        *,
+        group: str | None,
+        record: bool,
+        wall_now: float,
+        now: float,
+    ) -> list[CallAction]:
+        """Nobody took the call: the switch answers the caller itself, and the media host
+        plays ``mailbox``'s greeting and a beep, then records a message (``record``
+        False: the mailbox is full, the greeting only). The caller's offer must carry
+        G.711 (else 488); a caller that sent no offer gets 480 (delayed offer is not
+        supported for voicemail)."""
+        if self.winner is not None or self.is_ended or self.a.terminated:
+            return []
+        offer = sdp_of(self.invite)
+        if offer is None:
+            return self.give_up(
+                StatusCode.TEMPORARILY_UNAVAILABLE,
+                f"voicemail {mailbox.number}: the caller sent no SDP offer",
+                Disposition.FAILED,
+                now,
+            )
+        try:
+            own = answer_as_endpoint(
+                offer, self.context.media_host, self.ports[0], self._ids.new_tag()[:8]
+            )
+        except SipError:
+            own = None
+        if own is None:
+            return self.give_up(
+                StatusCode.NOT_ACCEPTABLE_HERE,
+                f"voicemail {mailbox.number}: no G.711 in the caller's offer",
+                Disposition.FAILED,
+                now,
+            )
+        self.voicemail = mailbox.number
+        self.answered_at = now
+        self._disposition = Disposition.VOICEMAIL
+        self.log.info("voicemail_answered", mailbox=mailbox.number, record=record)
+        out = self._hang_up_callees(now)
+        out.append(Disarm(CALLER, CallTimer.RING_TIMEOUT))
+        out.append(
+            TakeMessage(
+                session_id=self.session_id,
+                remote=own.view.address,
+                payload_type=own.payload_type,
+                event_payload_type=own.event_payload_type,
+                greeting=mailbox.greeting,
+                mailbox=mailbox.number,
+                caller=self.caller,
+                caller_name=self.caller_name,
+                called=self.callee,
+                group=group,
+                received_at=wall_now,
+                max_length=mailbox.max_message_length,
+                min_length=mailbox.min_message_length,
+                silence_timeout=mailbox.silence_timeout,
+                stop_digits=self._stop_digits,
+                record=record,
+            )
+        )
+        out += self._run(self.a, self.a_session.answer(own.sdp, now), now)
+        return out + self._refreshed(now)
+
+    def message_recorded(self, reason: MessageStop, now: float) -> list[CallAction]:
+        """The media host ended the message (a key, its length, silence, no RTP, or the
+        greeting of a full mailbox is over): the switch hangs up."""
+        if self.voicemail is None or self.is_ended or reason is MessageStop.HANGUP:
+            return []
+        return self._hang_up_all(f"voicemail: {reason.value}", now)
 
     def _open_media(self) -> list[CallAction]:
         a_view = self.a.view
@@ -873,13 +955,24 @@ class Call:
         actions = self._end(self.end_reason, now)
         return next(a.record for a in actions if isinstance(a, CallEnded))
 
+    def _state_name(self) -> str:
+        if self.voicemail is not None:
+            return "voicemail"
+        return "answered" if self.winner is not None else "ringing"
+
+    def _answered_by(self) -> str | None:
+        if self.winner is not None:
+            return self.winner.extension
+        return None if self.voicemail is None else f"voicemail:{self.voicemail}"
+
     def _end(self, reason: str, now: float) -> list[CallAction]:
         self.ended_at = now
         self.end_reason = self.end_reason or reason
         caller_status = self.a.final_status
         if self.answered_at is not None:
             caller_status = 200
-            disposition = Disposition.ANSWERED
+            voicemail = self.voicemail is not None
+            disposition = Disposition.VOICEMAIL if voicemail else Disposition.ANSWERED
         else:
             disposition = self._disposition or disposition_of(caller_status or 0)
         tried = [leg.final_status for leg in self.legs[1:] if leg.final_status is not None]
@@ -892,7 +985,7 @@ class Call:
             caller=self.caller,
             caller_name=self.caller_name,
             callee=self.callee,
-            answered_by=None if self.winner is None else self.winner.extension,
+            answered_by=self._answered_by(),
             started_at=self.started_at + offset,
             answered_at=None if self.answered_at is None else self.answered_at + offset,
             ended_at=now + offset,
@@ -930,6 +1023,9 @@ class Call:
     def _relay_reinvite(self, leg: Leg, sdp: bytes | None, now: float) -> list[CallAction]:
         other = self._other(leg)
         session = leg.session
+        if self.voicemail is not None:
+            # Nobody to pass it to: the switch keeps its media as it is.
+            return self._run(leg, session.reject_reinvite(StatusCode.NOT_ACCEPTABLE_HERE, now), now)
         if other is None or not other.established or self._reinvite is not None:
             return self._run(leg, session.reject_reinvite(StatusCode.REQUEST_PENDING, now), now)
         presented = None
@@ -994,6 +1090,8 @@ class Call:
                 leg, make_response(request, StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST)
             )
         dialog.on_request(request)  # DialogError: 481, 500 out of order
+        if self.voicemail is not None and leg is self.a:
+            return self._voicemail_request(leg, request)
         other = self._other(leg)
         if other is None or other.session.dialog is None or not other.session.dialog.is_confirmed:
             response = make_response(request, StatusCode.SERVICE_UNAVAILABLE)
@@ -1023,6 +1121,18 @@ class Call:
             leg.index, leg.server_keys[(request.cseq.number, request.method)], request
         )
         out.append(SendInLeg(other.index, relayed, other.peer, Purpose.RELAY))
+        return out
+
+    def _voicemail_request(self, leg: Leg, request: Request) -> list[CallAction]:
+        """The caller talks to the switch itself: INFO may carry a key (SIP INFO DTMF); a
+        stop key ends the recording. Other requests have nowhere to go (488)."""
+        if request.method != "INFO":
+            return self._respond(leg, make_response(request, StatusCode.NOT_ACCEPTABLE_HERE))
+        out = self._respond(leg, make_response(request, StatusCode.OK))
+        digit = parse_info_dtmf(request.content_type or "", request.body.decode("latin-1"))
+        if digit is not None and digit in self._stop_digits:
+            self.log.info("voicemail_stop_key", digit=digit, by="INFO")
+            out.append(StopMessage(session_id=self.session_id, reason=MessageStop.DIGIT))
         return out
 
     def _relay_response(

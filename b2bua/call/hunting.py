@@ -15,7 +15,8 @@ switch wakes the hunts waiting for them (:meth:`HuntDesk.waiting`, oldest call f
 Destinations: ``hangup``/``busy`` refuse the caller with their status; ``group:<name>``
 starts a new hunt in that group on the same call (its own group timeout, from then);
 ``extension:<number>`` rings that extension alone for ``calls.ring_timeout`` (480 after
-it, 486 when it is busy); ``voicemail:<mailbox>`` is 480 until voicemail exists.
+it, 486 when it is busy); ``voicemail:<mailbox>`` takes a message there (the switch
+answers the caller itself; without a mailbox, 480).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ from b2bua.registrar.settings import Extension
 from b2bua.sip.status import StatusCode
 
 MemberEvent = MemberRinging | MemberAnswered | MemberFailed
+#: The switch's voicemail: take a message on ``call`` for ``mailbox`` (hunted in
+#: ``group``), as :meth:`b2bua.call.call.Call.take_message` does.
+TakeMessage = Callable[[Call, str, str | None, float], list[CallAction]]
 #: Overflow chains longer than this are refused (the config check rejects loops already).
 MAX_CHAIN = 8
 
@@ -91,6 +95,7 @@ class HuntDesk:
         devices: Callable[[str], list[Target]],
         *,
         ring_timeout: float,
+        take_message: TakeMessage | None = None,
     ) -> None:
         self.groups = groups
         self.book = MemberBook()
@@ -100,6 +105,7 @@ class HuntDesk:
         # the hunts waiting for them.
         self.changed: dict[str, None] = {}
         self._devices = devices
+        self._take_message = take_message
         self._ring_timeout = ring_timeout
         self._usage: dict[int, _Usage] = {}  # by call ref, oldest first
         self._hunting: dict[int, _Usage] = {}  # the calls whose hunt is on, oldest first
@@ -333,8 +339,10 @@ class HuntDesk:
         match destination:
             case Hangup(status=status):
                 return call.give_up(status, f"hunt {reason.value}", _disposition(reason), now)
+            case ToVoicemail(mailbox=mailbox) if self._take_message is not None:
+                return self._take_message(call, mailbox, group, now)
             case ToVoicemail(mailbox=mailbox):
-                # Voicemail is not built yet: the caller is told nobody is available.
+                # No voicemail in this switch: the caller is told nobody is available.
                 return call.give_up(
                     StatusCode.TEMPORARILY_UNAVAILABLE,
                     f"hunt {reason.value}: voicemail {mailbox} unavailable",

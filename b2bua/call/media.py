@@ -15,7 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from b2bua.sip.sdp import Direction, Origin, SessionDescription, parse_sdp
+from b2bua.sip.sdp import (
+    Attribute,
+    Connection,
+    Direction,
+    MediaDescription,
+    Origin,
+    SessionDescription,
+    Timing,
+    common_formats,
+    hold_direction,
+    parse_sdp,
+)
 
 #: Attributes removed from what crosses the relay (they name addresses or transports the
 #: far side must not use: RFC 3605 rtcp, RFC 8445 ICE, RFC 5761 rtcp-mux).
@@ -131,3 +142,67 @@ class SdpFace:
         addrtype = "IP6" if ":" in self.host else "IP4"
         sd.origin = Origin("b2bua", self.session_id, self.version, "IN", addrtype, self.host)
         return sd.to_bytes()
+
+
+#: What the switch speaks when it answers a call itself (voicemail): G.711, 20 ms frames,
+#: and RFC 4733 events for the keys.
+VOICE_FORMATS: Final = ("PCMU/8000", "PCMA/8000")
+EVENT_FORMAT: Final = "telephone-event/8000"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAnswer:
+    """The switch's answer when it is the endpoint: ``sdp``, the voice ``payload_type``
+    chosen, the telephone-event payload type (None when not offered) and what the caller
+    said of its audio (``view``)."""
+
+    sdp: bytes
+    payload_type: int
+    event_payload_type: int | None
+    view: MediaView
+
+
+def answer_as_endpoint(offer: bytes, host: str, port: int, session_id: str) -> OwnAnswer | None:
+    """Answer ``offer`` as an endpoint at ``host``:``port`` (RFC 3264 section 6.1): the
+    first audio stream takes the first of PCMU and PCMA in the caller's order of
+    preference, plus telephone-event when offered; every other stream is refused (port
+    0). None when the offer has no G.711 audio (the caller then gets 488). Raises
+    SdpError for an offer that does not parse."""
+    sd = parse_sdp(offer)
+    index = _first_audio(sd)
+    if index is None:
+        return None
+    offered = sd.media[index]
+    voice = common_formats(offered, VOICE_FORMATS)
+    if not voice:
+        return None
+    events = common_formats(offered, (EVENT_FORMAT,))
+    chosen = [voice[0], *events[:1]]
+    rtpmaps, fmtp = offered.rtpmaps, offered.fmtp
+    attributes: list[Attribute] = []
+    for fmt in chosen:
+        rtpmap = rtpmaps[int(fmt)]
+        attributes.append(Attribute("rtpmap", f"{fmt} {rtpmap.encoding_name}/{rtpmap.clock_rate}"))
+    if events:
+        attributes.append(Attribute("fmtp", f"{events[0]} {fmtp.get(int(events[0]), '0-16')}"))
+    attributes.append(Attribute("ptime", "20"))
+    attributes.append(Attribute(hold_direction(sd.media_direction(offered)).value))
+    addrtype = "IP6" if ":" in host else "IP4"
+    answer = SessionDescription(
+        origin=Origin("b2bua", session_id, 1, "IN", addrtype, host),
+        session_name="b2bua",
+        timings=[Timing(0, 0)],
+        connection=Connection("IN", addrtype, host),
+        media=[
+            MediaDescription(media.media, port, media.proto, chosen, attributes=attributes)
+            if i == index
+            else MediaDescription(media.media, 0, media.proto, list(media.formats))
+            for i, media in enumerate(sd.media)
+        ],
+    )
+    return OwnAnswer(
+        answer.to_bytes(),
+        int(voice[0]),
+        int(events[0]) if events else None,
+        _view(sd),
+    )

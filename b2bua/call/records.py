@@ -19,6 +19,7 @@ class Disposition(StrEnum):
     BUSY = "busy"  # 486 or 600 from every callee
     CANCELLED = "cancelled"  # the caller hung up before the answer
     FAILED = "failed"  # unknown number, nobody registered, refused, an error
+    VOICEMAIL = "voicemail"  # nobody answered: the switch took a message (or tried to)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,11 +33,12 @@ from b2bua.runtime.sip_tcp import TcpListener
 from b2bua.runtime.sip_udp import UdpEndpoint
 from b2bua.runtime.status_api import StatusServer
 from b2bua.runtime.store import BindingStore
+from b2bua.runtime.voicemail import VoicemailService
 from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.parser import ParserLimits
 from b2bua.switch import Switch, SwitchSettings
 from b2bua.transaction.timers import TimerSettings
-from media.commands import MediaCommand
+from media.commands import MediaCommand, MediaReport, MessageRecorded
 from media.host import MediaHost
 
 #: The media host's RTP timeout when the config turns it off (0): about 30 years.
@@ -63,11 +64,17 @@ class Server:
     store: BindingStore | None = None
     status: StatusServer | None = None
     media: MediaHost | None = None
+    voicemail: VoicemailService | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _feed(self, event: Input) -> None:
         if self.driver is not None:
             self.driver.feed(event)
+
+    def _on_media_report(self, report: MediaReport) -> None:
+        if isinstance(report, MessageRecorded) and self.voicemail is not None:
+            self.voicemail.recorded(report)  # mail it, and the lamp's counts first
+        self._feed(report)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -76,6 +83,10 @@ class Server:
         connection_ids = itertools.count(1)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = BindingStore.open(self.data_dir)
+        mailboxes = self.config.mailboxes()
+        self.voicemail = await VoicemailService.start(
+            self.data_dir, self.config.voicemail, mailboxes, self._feed
+        )
         for address in self.listen:
             if address.transport is Transport.UDP:
                 _, endpoint = await loop.create_datagram_endpoint(
@@ -105,6 +116,8 @@ class Server:
             calls=config.calls,
             media=config.media,
             groups=config.hunt_groups(),
+            mailboxes=mailboxes,
+            unsolicited_notify=config.voicemail.unsolicited_notify,
         )
         # Two clocks (ARCHITECTURE.md): timers run on loop.time(); bindings persist
         # wall-clock instants, converted with this offset.
@@ -114,16 +127,26 @@ class Server:
         )
         self.driver = Driver(self.switch, self, loop)
         self.media = MediaHost(
-            loop, self._feed, rtp_timeout=config.media.rtp_timeout or NO_RTP_TIMEOUT
+            loop,
+            self._on_media_report,
+            rtp_timeout=config.media.rtp_timeout or NO_RTP_TIMEOUT,
+            recordings=self.voicemail,
+            prompts=self.voicemail.prompts,
         )
         bindings = self.store.load_bindings(time.time())
         self.driver.feed(StateLoaded(bindings=tuple(bindings)))
+        self.voicemail.announce()
         status_address = None
         status_listen = self.status_listen or (
             config.status.listen if config.status.enabled else None
         )
         if status_listen is not None:
-            self.status = StatusServer(lambda: self._snapshot(loop), self._call_records)
+            self.status = StatusServer(
+                lambda: self._snapshot(loop),
+                self._call_records,
+                voicemail=self.voicemail.store,
+                on_voicemail_change=self.voicemail.changed,
+            )
             await self.status.start(*parse_http_listen(status_listen))
             status_address = self.status.address
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -189,10 +212,13 @@ class Server:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if self.media is not None:
+            # Recordings in progress are finished (and reported) before the switch stops.
+            await self.media.close()
         if self.driver is not None:
             self.driver.close()
-        if self.media is not None:
-            await self.media.close()
+        if self.voicemail is not None:
+            await self.voicemail.close()
         for endpoint in self.udp:
             await endpoint.close()
         for listener in self.tcp:

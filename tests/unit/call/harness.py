@@ -46,6 +46,7 @@ from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.parser import parse_message
 from b2bua.switch import Switch, SwitchSettings
 from b2bua.transaction.timers import TimerSettings
+from b2bua.voicemail.settings import Mailbox
 from media.commands import MediaCommand
 
 REALM: Final = "pbx.test"
@@ -139,6 +140,8 @@ class Net:
         seed: int = 7,
         groups: dict[str, HuntGroup] | None = None,
         rtp_ports: tuple[int, int] = (RTP_PORT_MIN, RTP_PORT_MAX),
+        mailboxes: dict[str, Mailbox] | None = None,
+        unsolicited_notify: bool = True,
     ) -> None:
         settings = SwitchSettings(
             listen=(ListenAddress(Transport.UDP, SWITCH_HOST, SWITCH_PORT),),
@@ -155,6 +158,8 @@ class Net:
             ),
             timers=timers or TimerSettings(t1=T1),
             groups=groups or {},
+            mailboxes=mailboxes or {},
+            unsolicited_notify=unsolicited_notify,
         )
         self.switch = Switch(
             settings, SeededIds(seed), structlog.get_logger(), secret=b"k" * 64, wall_offset=WALL

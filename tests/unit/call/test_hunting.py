@@ -15,6 +15,8 @@ from b2bua.hunt.model import (
     ToVoicemail,
 )
 from b2bua.registrar.settings import Extension
+from b2bua.voicemail.settings import Mailbox
+from media.commands import TakeMessage
 
 from .harness import InCall, Net, OutCall, Phone, answered_call
 
@@ -54,11 +56,24 @@ def shop(**changes: object) -> HuntGroup:
     return HuntGroup(**fields)  # type: ignore[arg-type]
 
 
+MAILBOX_101 = Mailbox(
+    number="101",
+    greeting=None,
+    email=None,
+    pin=None,
+    max_message_length=180.0,
+    min_message_length=1.0,
+    max_messages=100,
+    silence_timeout=10.0,
+)
+
+
 def shop_net(group: HuntGroup | None = None, **kwargs: object) -> Net:
     return Net(
         extensions=extensions(*LINES, *STAFF),
         groups={"shop": group or shop()},
         rtp_ports=(30000, 30099),
+        mailboxes={"101": MAILBOX_101},
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -137,12 +152,16 @@ def test_flower_shop_scenario_2_nobody_at_line_5_goes_to_the_mailbox_of_line_1()
     line5.respond(200, request=cancel.request())
     line5.respond(487)
     lines["105"].take("ACK")
-    refused = customer.take("480 INVITE")
-    assert refused.at == 15.0
-    call.ack(refused.response())
+    # The switch answers the caller itself and takes a message for line 1 (Mary).
+    answered = customer.take("200 INVITE")
+    assert answered.at == 15.0
+    [take] = [m for _, m in net.media if isinstance(m, TakeMessage)]
+    assert (take.mailbox, take.group, take.record) == ("101", "shop", True)
+    call.ack(answered.response())
+    call.bye()
+    customer.take_response("200 BYE")
     record = net.records[-1][1]
-    assert record.disposition is Disposition.NO_ANSWER
-    assert "voicemail 101" in record.end_reason
+    assert (record.disposition, record.answered_by) == (Disposition.VOICEMAIL, "voicemail:101")
     hunt = record.hunts[0]
     assert (hunt["overflow"], hunt["result"]) == ("no_answer", "overflowed")
     assert trace(net) == [
@@ -531,8 +550,10 @@ def test_multichannel_number_each_caller_hunted_on_its_own_then_all_busy() -> No
         bridged.append(call)
     third = net.outsider()
     call = third.invite(SHOP_NUMBER)  # both lines talking: all busy, the fallback at once
-    refused = third.take_response("480 INVITE")
-    call.ack(refused)
-    assert net.records[-1][1].hunts[0]["overflow"] == "all_busy"
+    call.ack(third.take_response("200 INVITE"))  # voicemail of line 1, the group's default
+    assert [c["answered_by"] for c in net.call_list()] == ["101", "102", "voicemail:101"]
+    call.bye()
+    third.take_response("200 BYE")
+    record = net.records[-1][1]
+    assert (record.answered_by, record.hunts[0]["overflow"]) == ("voicemail:101", "all_busy")
     assert net.calls()["active"] == 2
-    assert [c["answered_by"] for c in net.call_list()] == ["101", "102"]

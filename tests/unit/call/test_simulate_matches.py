@@ -32,7 +32,12 @@ def switch_for(config: str) -> tuple[Net, dict[str, str]]:
     loaded = load_config(CONFIGS / config)
     extensions = dict(loaded.extensions)
     staff = {f"9{n}": Extension(password=STAFF_PASSWORD) for n in extensions}
-    net = Net(extensions=extensions | staff, groups=loaded.hunt_groups(), rtp_ports=(30000, 30099))
+    net = Net(
+        extensions=extensions | staff,
+        groups=loaded.hunt_groups(),
+        rtp_ports=(30000, 30099),
+        mailboxes=loaded.mailboxes(),
+    )
     passwords = {n: ext.password or "" for n, ext in extensions.items()}
     return net, passwords
 
@@ -81,7 +86,8 @@ def test_flower_shop_scenario_2(capsys: pytest.CaptureFixture[str]) -> None:
     line5.respond(200, request=cancel)
     line5.respond(487)
     customer.take_response("180 INVITE")
-    call.ack(customer.take_response("480 INVITE"))
+    call.ack(customer.take_response("200 INVITE"))  # the mailbox of line 1 takes it
+    call.bye()
     assert net.records[-1][1].hunts[0]["members"] == expected
 
 
