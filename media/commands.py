@@ -221,6 +221,4 @@ class MessageRecorded:
     message_id: str | None
 
 
-MediaReport: TypeAlias = (
-    SessionStats | RtpTimeout | Latched | PortUnavailable | MessageRecorded
-)
+MediaReport: TypeAlias = SessionStats | RtpTimeout | Latched | PortUnavailable | MessageRecorded
