@@ -7,7 +7,7 @@ CONFIG ?= configs/example.toml
 APT_PACKAGES := $(shell grep -v '^\#' packaging/apt-packages.txt | xargs)
 TEST_DIRS := $(wildcard tests/unit tests/integration)
 
-.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register bench-cps bench-relay bench-memory bench-hunt venv apt clean
+.PHONY: run test lint typecheck check-configs unit e2e bench bench-parse bench-register bench-cps bench-relay bench-memory bench-hunt bench-voicemail venv apt clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ e2e: venv apt
 test: venv apt lint typecheck check-configs unit e2e
 
 ## make bench: every benchmark, one after the other; results in benchmarks/results/
-bench: bench-parse bench-register bench-cps bench-relay bench-memory bench-hunt
+bench: bench-parse bench-register bench-cps bench-relay bench-memory bench-hunt bench-voicemail
 
 bench-parse: venv
 	$(BIN)/python benchmarks/bench_parse.py
@@ -95,6 +95,10 @@ bench-memory: venv apt $(SIPPY_VENV)/.installed
 ## make bench-hunt: hunt member INVITE lateness and calls/s through a hunt, each next to plain calls (about 5 minutes)
 bench-hunt: venv apt
 	$(BIN)/python benchmarks/bench_hunt.py
+
+## make bench-voicemail: concurrent voicemail recordings with no gap, next to the same calls relayed (about 10 minutes)
+bench-voicemail: venv apt
+	$(BIN)/python benchmarks/bench_voicemail.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage

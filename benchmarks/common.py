@@ -1,8 +1,8 @@
 """What every benchmark script shares (bench_register.py, bench_cps.py, bench_relay.py,
-bench_memory.py, bench_parse.py, bench_hunt.py): the entry point that turns SIGTERM and
-set-up errors into exit codes, processes started and stopped by PID, free UDP ports, CPU
-and memory readings from /proc, the switch started pinned from a generated config, the
-SIPp command line and statistics file, and the result files.
+bench_memory.py, bench_parse.py, bench_hunt.py, bench_voicemail.py): the entry point that
+turns SIGTERM and set-up errors into exit codes, processes started and stopped by PID,
+free UDP ports, CPU and memory readings from /proc, the switch started pinned from a
+generated config, the SIPp command line and statistics file, and the result files.
 
 The machine has two cores: the system under test runs pinned to SUT_CORE, the load
 (SIPp, the RTP generator) to LOAD_CORE.
@@ -364,10 +364,11 @@ class Switch:
 
 def start_switch(
     config: Path, workdir: Path, log: Path, *, listen: str, extra: Sequence[str] = (),
-    ready_timeout: float,
+    ready_timeout: float, env: dict[str, str] | None = None,
 ) -> Switch:  # fmt: skip
     """Start the switch pinned to SUT_CORE with a new data directory in ``workdir`` and
-    wait for its ready file; a switch that does not get ready is stopped by PID."""
+    wait for its ready file; a switch that does not get ready is stopped by PID.
+    ``env``: its environment (None: this script's)."""
     data_dir = fresh_directory(workdir / "data")
     ready = workdir / "ready.json"
     ready.unlink(missing_ok=True)
@@ -376,7 +377,7 @@ def start_switch(
         "--listen", listen, *extra,
         "--data-dir", str(data_dir), "--ready-file", str(ready), "--log-format", "json",
     ]  # fmt: skip
-    process = popen(command, workdir, log)
+    process = popen(command, workdir, log, env)
     deadline = time.monotonic() + ready_timeout
     try:
         while not ready.exists():

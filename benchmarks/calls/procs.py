@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -97,11 +97,12 @@ def _is_error(line: str) -> bool:
     return "error" in line.lower() or "exception" in line.lower()
 
 
-def start_b2bua(inputs: Inputs, workdir: Path) -> Sut:
-    """b2bua on the generated config, pinned to SUT_CORE, with its status server."""
+def start_b2bua(inputs: Inputs, workdir: Path, env: dict[str, str] | None = None) -> Sut:
+    """b2bua on the generated config, pinned to SUT_CORE, with its status server;
+    ``env``: its environment (None: this script's)."""
     switch = common.start_switch(
         inputs.config, workdir, workdir / "switch.log", listen="udp:127.0.0.1:0",
-        extra=["--status-listen", "127.0.0.1:0"], ready_timeout=READY_TIMEOUT,
+        extra=["--status-listen", "127.0.0.1:0"], ready_timeout=READY_TIMEOUT, env=env,
     )  # fmt: skip
     host, _, status_port = str(switch.ready["status"]).rpartition(":")
     return Sut("b2bua", switch.process, switch.port, switch.log, status=(host, int(status_port)))
@@ -133,11 +134,14 @@ def start_sippy(workdir: Path, callee_port: int) -> Sut:
     return Sut("sippy", process, port, log, callee_port=callee_port)
 
 
-def start_sut(system: System, inputs: Inputs, workdir: Path) -> Sut:
-    """The system under test, in the new directory ``workdir``."""
+def start_sut(
+    system: System, inputs: Inputs, workdir: Path, env: dict[str, str] | None = None
+) -> Sut:
+    """The system under test, in the new directory ``workdir``; ``env``: b2bua's
+    environment (None: this script's)."""
     common.fresh_directory(workdir)
     if system == "b2bua":
-        return start_b2bua(inputs, workdir)
+        return start_b2bua(inputs, workdir, env)
     return start_sippy(workdir, common.free_udp_port())
 
 
@@ -165,9 +169,16 @@ def sipp_command(target_port: int, *, port: int, extra: list[str], timeout_s: fl
     )
 
 
-def start_sipp(name: str, workdir: Path, command: list[str], timeout_s: float) -> Sipp:
-    """Start SIPp in the new directory ``workdir/name``, its command in command.txt."""
+def start_sipp(
+    name: str, workdir: Path, command: list[str], timeout_s: float,
+    files: Mapping[str, bytes] | None = None,
+) -> Sipp:  # fmt: skip
+    """Start SIPp in the new directory ``workdir/name``, its command in command.txt;
+    ``files``: written there first, by name (an ``rtp_stream`` file is read from SIPp's
+    working directory)."""
     rundir = common.fresh_directory(workdir / name)
+    for file_name, data in (files or {}).items():
+        (rundir / file_name).write_bytes(data)
     (rundir / "command.txt").write_text(" ".join(command) + "\n")
     process = common.popen(command, rundir, rundir / "stdout.log")
     return Sipp(process, rundir, name, time.monotonic() + timeout_s + common.OUTER_GRACE)
