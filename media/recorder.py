@@ -399,6 +399,7 @@ class VoicemailRecorder:
                             self._highest_seq = seq
                         self._last_arrival = now
                         if in_order:
+                            self._furthest = position + len(codes)
                             return self._commit(codes)
                         return self._place(position, codes)
             return self._on_stranger(_Packet(ssrc, seq, timestamp, codes, now))

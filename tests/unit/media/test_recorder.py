@@ -197,6 +197,24 @@ def test_a_burst_of_loss_longer_than_the_window() -> None:
     assert recorded(rec) == expected
 
 
+@pytest.mark.parametrize("lost", [1, 3, 16])
+@pytest.mark.parametrize("step", [0.0, 0.02])
+def test_loss_after_long_in_order_audio_is_silence_even_from_a_backlog(
+    lost: int, step: float
+) -> None:
+    """After seconds of in-order audio, loss is still filled by timestamp: read from a
+    socket backlog (every packet at the same instant) or paced, the gap is silence of its
+    exact length, never spliced out."""
+    codes = tone_codes(3.0)
+    packets = audio(codes)
+    rec = recorder()
+    feed(rec, packets[:100] + packets[100 + lost :], step=step)
+    expected = (
+        decode(codes[: 100 * FRAME]) + silence(lost * FRAME) + decode(codes[(100 + lost) * FRAME :])
+    )
+    assert recorded(rec) == expected
+
+
 def test_swapped_packets_are_put_back_in_order() -> None:
     codes = tone_codes(0.4)
     packets = audio(codes)
