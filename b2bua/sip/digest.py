@@ -364,7 +364,8 @@ def answer_challenge(
     challenge: Challenge,
     *,
     username: str,
-    password: str,
+    password: str | None = None,
+    ha1: str | None = None,
     method: str,
     uri: str,
     cnonce: str,
@@ -372,7 +373,16 @@ def answer_challenge(
     body: bytes = b"",
 ) -> str:
     """An Authorization value answering ``challenge``: qop=auth when offered (else auth-int,
-    hashing ``body``), the RFC 2069 form when the challenge offers no qop."""
+    hashing ``body``), the RFC 2069 form when the challenge offers no qop.
+
+    Give exactly one of ``password`` and ``ha1``. A stored ``ha1`` (a trunk's credentials
+    kept as HA1 so the plaintext need not sit in the config) must be the one for
+    ``challenge.algorithm`` and ``challenge.realm`` (hex, either case).
+    """
+    if (password is None) == (ha1 is None):
+        raise LocalProtocolError("answer_challenge needs exactly one of password and ha1")
+    if password is not None:
+        ha1 = compute_ha1(username, challenge.realm, password, challenge.algorithm)
     qop = None
     if challenge.qop:
         qop = Qop.AUTH if Qop.AUTH in challenge.qop else Qop.AUTH_INT
@@ -388,8 +398,7 @@ def answer_challenge(
         nc=None if qop is None else nc,
         opaque=challenge.opaque,
     )
-    ha1 = compute_ha1(username, challenge.realm, password, challenge.algorithm)
-    response = _expected_response(unsigned, method=method, ha1=ha1, body=body)
+    response = _expected_response(unsigned, method=method, ha1=str(ha1).lower(), body=body)
     if response is None:
         raise LocalProtocolError("nc must be between 1 and 2**32 - 1")
     return dataclasses.replace(unsigned, response=response).to_header_value()

@@ -196,6 +196,47 @@ def test_answer_refuses_an_out_of_range_nc() -> None:
         )
 
 
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+@pytest.mark.parametrize("qop", [(Qop.AUTH,), ()])
+def test_answer_with_a_stored_ha1_equals_the_password_answer(
+    algorithm: Algorithm, qop: tuple[Qop, ...]
+) -> None:
+    challenge = Challenge(realm="pbx.example", nonce="n0nce", algorithm=algorithm, qop=qop)
+    ha1 = compute_ha1("0101", "pbx.example", "secret99", algorithm)
+
+    def answer(password: str | None, stored: str | None) -> str:
+        return answer_challenge(
+            challenge,
+            username="0101",
+            password=password,
+            ha1=stored,
+            method="REGISTER",
+            uri="sip:pbx.example",
+            cnonce="c",
+            nc=7,
+        )
+
+    assert answer(None, ha1.upper()) == answer("secret99", None)
+    assert verify(parse_credentials(answer(None, ha1)), method="REGISTER", ha1=ha1)
+
+
+@pytest.mark.parametrize(("password", "ha1"), [(None, None), ("p", "00")])
+def test_answer_needs_exactly_one_of_password_and_ha1(
+    password: str | None, ha1: str | None
+) -> None:
+    with pytest.raises(LocalProtocolError):
+        answer_challenge(
+            Challenge(realm="r", nonce="n"),
+            username="u",
+            password=password,
+            ha1=ha1,
+            method="REGISTER",
+            uri="sip:r",
+            cnonce="c",
+            nc=1,
+        )
+
+
 # --- secrets ---------------------------------------------------------------------------
 
 
