@@ -28,6 +28,7 @@ from b2bua.hunt.model import HuntGroup
 from b2bua.hunt.settings import GroupName, GroupSettings, build_groups, check_groups
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
+from b2bua.trunk.settings import TrunkSettings, check_trunk_name
 from b2bua.voicemail.settings import Mailbox, VoicemailSettings
 
 #: Separates a location from its message in errors of checks that span sections.
@@ -72,6 +73,7 @@ def _check_listen(value: str) -> str:
 
 
 ListenText = Annotated[str, AfterValidator(_check_listen)]
+TrunkName = Annotated[str, AfterValidator(check_trunk_name)]
 
 
 class ServerSettings(_Model):
@@ -159,6 +161,7 @@ class Config(_Model):
     numbers: dict[Number, NumberEntry] = {}
     groups: dict[GroupName, GroupSettings] = {}
     voicemail: VoicemailSettings = VoicemailSettings()
+    trunks: dict[TrunkName, TrunkSettings] = {}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -56,9 +56,21 @@ class MailboxCounts:
     old: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopping:
+    """A clean stop was asked for (SIGTERM, SIGINT): say goodbye where it is owed, e.g.
+    un-REGISTER from the carrier trunks; the shell waits a bounded time for it."""
+
+
 #: Media reports (RTP timeouts, latching, ports the host could not bind) come in as they are.
 Input: TypeAlias = (
-    DatagramReceived | StreamReceived | ConnectionClosed | StateLoaded | MailboxCounts | MediaReport
+    DatagramReceived
+    | StreamReceived
+    | ConnectionClosed
+    | StateLoaded
+    | MailboxCounts
+    | Stopping
+    | MediaReport
 )
 
 

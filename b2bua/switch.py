@@ -16,6 +16,7 @@ Unsupported; a malformed request gets 400 (505, 513) naming the fault.
 from __future__ import annotations
 
 import contextlib
+import random
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -49,7 +50,7 @@ from b2bua.call.actions import (
 from b2bua.call.call import Call
 from b2bua.call.hunting import HuntDesk, MemberEvent
 from b2bua.call.records import Disposition
-from b2bua.call.routing import DialPlan, Reject, ToGroup
+from b2bua.call.routing import Destination, DialPlan, Reject, ToGroup, dialled_number
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
@@ -67,6 +68,7 @@ from b2bua.events import (
     SendDatagram,
     SendStream,
     StateLoaded,
+    Stopping,
     StreamReceived,
 )
 from b2bua.hunt.engine import HuntTimer
@@ -102,6 +104,18 @@ from b2bua.transaction.events import (
 from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
+from b2bua.trunk.registration import (
+    ArmTimer,
+    DisarmTimer,
+    RegistrationAction,
+    RegistrationState,
+    SendKeepAlive,
+    SendRegister,
+    StateChanged,
+    Stopped,
+)
+from b2bua.trunk.service import TrunkService
+from b2bua.trunk.settings import Trunk
 from b2bua.voicemail.mwi import MessageCounts
 from b2bua.voicemail.settings import Mailbox
 from b2bua.voicemail.subscriptions import (
@@ -173,8 +187,20 @@ class MwiExpiry:
     subscription: SubscriptionId
 
 
+@dataclass(frozen=True, slots=True)
+class TrunkTimer:
+    """The one timer of a trunk's registration client (refresh, keep-alive, retry)."""
+
+    trunk: str
+
+
 TimerKey: TypeAlias = (
-    tuple[TransactionKey, TimerName] | BindingExpiry | QualifyDue | CallTimerKey | MwiExpiry
+    tuple[TransactionKey, TimerName]
+    | BindingExpiry
+    | QualifyDue
+    | CallTimerKey
+    | MwiExpiry
+    | TrunkTimer
 )
 
 
@@ -198,6 +224,7 @@ class SwitchSettings:
     groups: Mapping[str, HuntGroup] = field(default_factory=dict)
     mailboxes: Mapping[str, Mailbox] = field(default_factory=dict)
     unsolicited_notify: bool = True  # the lamp's NOTIFY to registered phones, unasked
+    trunks: Mapping[str, Trunk] = field(default_factory=dict)
 
     @property
     def sip_domain(self) -> str:
@@ -235,15 +262,15 @@ class Switch:
         self._ids = ids
         self._log = log
         self.wall_offset = wall_offset
-        self._qualifier = Qualifier(
-            settings.extensions,
-            ids,
-            LocalIdentity(
-                settings.host,
-                {address.transport.value: address.port for address in reversed(settings.listen)},
-                settings.user_agent,
-            ),
+        local = LocalIdentity(
+            settings.host,
+            {address.transport.value: address.port for address in reversed(settings.listen)},
+            settings.user_agent,
         )
+        self._qualifier = Qualifier(settings.extensions, ids, local)
+        # Carrier trunks: their registrations (jittered back-off from a generator seeded
+        # by the secret: the core draws no randomness of its own) and inbound matching.
+        self.trunks = TrunkService(settings.trunks, local, ids, random.Random(zlib.crc32(secret)))
         self._pinging: dict[TransactionKey, QualifyDue] = {}
         self.registrar = RegistrarService(
             realm=settings.realm,
@@ -335,7 +362,15 @@ class Switch:
                 self._time_bindings(restored, [], now)
                 for number in self.settings.extensions:
                     self._presence(number)
-                return []
+                out: list[Output] = []
+                for name, client in self.trunks.clients.items():
+                    out += self._trunk_actions(name, client.start(now), now)
+                return out
+            case Stopping():
+                out = []
+                for name, client in self.trunks.clients.items():
+                    out += self._trunk_actions(name, client.stop(now), now)
+                return out
             case RtpTimeout(session_id=session_id, idle_for=idle_for):
                 call = self._call_sessions.get(session_id)
                 if call is None:
@@ -372,6 +407,9 @@ class Switch:
                 out += self._qualify(key, now)
             elif isinstance(key, MwiExpiry):
                 out += self._mwi_actions(self._mwi.expired(key.subscription, now), None, now)
+            elif isinstance(key, TrunkTimer):
+                client = self.trunks.clients[key.trunk]
+                out += self._trunk_actions(key.trunk, client.on_timer(now), now)
             elif isinstance(key, CallTimerKey):
                 call = self._calls.get(key.call)
                 if call is None:
@@ -707,9 +745,8 @@ class Switch:
     ) -> list[Output]:
         """A new call: route the dialled number (public numbers need no authentication,
         everything else an authenticated extension), then ring the destination."""
-        dialled = _dialled(request)
-        destination = self._dial_plan.public(dialled)
         caller_extension: str | None = None
+        trunk, dialled, destination = self._inbound_route(request, peer)
         if destination is None:
             match self.registrar.authenticate(request, peer, now):
                 case Ignored():
@@ -723,6 +760,11 @@ class Switch:
             return self._reply(request, key, destination.status, now, reason=destination.reason)
         if len(self._calls) >= self.settings.calls.max_calls:
             self._log.warning("call_limit_reached", calls=len(self._calls))
+            return self._reply(
+                request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
+            )
+        if trunk is not None and not self.trunks.has_room(trunk):
+            self._log.warning("trunk_call_limit_reached", trunk=trunk.name)
             return self._reply(
                 request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
             )
@@ -768,6 +810,8 @@ class Switch:
             status = error.status_hint or StatusCode.BAD_REQUEST
             return self._reply(request, key, status, now)
         self._calls[ref] = call
+        if trunk is not None:
+            self.trunks.admit(trunk, ref)
         for call_id, tag, leg in call.dialog_ids():
             self._call_dialogs[(call_id, tag)] = (call, leg)
         self._call_invites[key] = call
@@ -787,6 +831,22 @@ class Switch:
             return call.start(targets, now)
 
         return self._step(call, begin, now)
+
+    def _inbound_route(
+        self, request: Request, peer: Peer
+    ) -> tuple[Trunk | None, str | None, Destination | None]:
+        """(trunk, dialled number, destination) of a new INVITE before any authentication:
+        a trunk's DID goes through the number table (docs/trunks.md); anyone else reaches
+        public numbers as ``untrusted_calls`` allows, or ``None`` (authenticate first)."""
+        trunk = self.trunks.match(request, peer.host)
+        if trunk is not None:
+            did = self.trunks.did(trunk, request)
+            self._log.info("trunk_call", trunk=trunk.name, did=did, call_id=request.call_id)
+            return trunk, did, self._dial_plan.from_trunk(did)
+        dialled = _dialled(request)
+        if self.settings.calls.untrusted_calls == "refuse":
+            return None, dialled, None  # only extensions (authenticated) and trunks may call
+        return None, dialled, self._dial_plan.public(dialled)
 
     def _reply(
         self,
@@ -869,6 +929,7 @@ class Switch:
 
     def _forget_call(self, call: Call, now: float) -> None:
         self.desk.forget(call, now)
+        self.trunks.release(call.ref)
         for name in HuntTimer:
             self._timers.cancel(CallTimerKey(call.ref, CALLER, name))
         self._calls.pop(call.ref, None)
@@ -1018,6 +1079,7 @@ class Switch:
             "messages": {box: {"new": n, "old": o} for box, (n, o) in self.message_counts.items()},
             "subscriptions": self._mwi.snapshot(now),
         }
+        state["trunks"] = self.trunks.snapshot(now, self.wall_offset)
         state["media_ports"] = {
             "allocated": self.ports.in_use,
             "quarantined": self.ports.quarantined,
@@ -1089,24 +1151,21 @@ class Switch:
                         out += self._step(call, partial(call.on_cancel, now), now)
                 case TransactionTerminated(key=key):
                     self._forget(key)
+                    self.trunks.registering.pop(key, None)
                     owner = self._call_transactions.pop(key, None)
                     if owner is not None:
                         self._keys_of_call.get(owner[0].ref, set()).discard(key)
                     self._call_invites.pop(key, None)
                     self._qualified(key, False, now)  # ended without any response
                 case ResponseReceived(response=response, key=key):
-                    if key in self._call_transactions:
-                        out += self._on_call_response(response, key, now)
-                    elif key in self._notifies:
-                        if response.status >= 200:
-                            out += self._notified(key, response.status, now)
-                    elif response.status >= 200:
-                        self._qualified(key, True, now)
+                    out += self._on_response_received(response, key, now)
                 case TransactionTimedOut(key=key):
+                    out += self._registration_failed(key, StatusCode.REQUEST_TIMEOUT, now)
                     out += self._notified(key, None, now)
                     out += self._on_call_failure(key, StatusCode.REQUEST_TIMEOUT, now)
                     self._qualified(key, False, now)
                 case TransactionTransportFailed(key=key):
+                    out += self._registration_failed(key, StatusCode.SERVICE_UNAVAILABLE, now)
                     out += self._notified(key, None, now)
                     out += self._on_call_failure(key, StatusCode.SERVICE_UNAVAILABLE, now)
                     self._qualified(key, False, now)
@@ -1115,6 +1174,73 @@ class Switch:
                 case StrayResponse(response=response):
                     out += self._on_stray_response(response, now)
         return out
+
+    # -- carrier trunks
+
+    @property
+    def trunks_stopped(self) -> bool:
+        """Every trunk's un-REGISTER has ended (after :class:`Stopping`)."""
+        return all(
+            client.state is RegistrationState.STOPPED for client in self.trunks.clients.values()
+        )
+
+    def _trunk_actions(
+        self, name: str, actions: list[RegistrationAction], now: float
+    ) -> list[Output]:
+        out: list[Output] = []
+        trunk = self.trunks.trunks[name]
+        for action in actions:
+            match action:
+                case SendRegister(request=request):
+                    key, events = self._layer.send_request(request, trunk.peer, now)
+                    self.trunks.registering[key] = (name, request.cseq.number)
+                    out += self._apply(events, now)
+                case ArmTimer(at=at):
+                    self._timers.schedule(TrunkTimer(name), at)
+                case DisarmTimer():
+                    self._timers.cancel(TrunkTimer(name))
+                case SendKeepAlive(data=data):
+                    out.append(self._send(data, trunk.peer))
+                case StateChanged(state=state, status=status, reason=reason, detail=detail):
+                    self._log.info(
+                        "trunk_registration",
+                        trunk=name,
+                        state=state.value,
+                        status=status,
+                        reason=reason,
+                        detail=detail,
+                    )
+                case Stopped():
+                    self._timers.cancel(TrunkTimer(name))
+        return out
+
+    def _registration_failed(self, key: TransactionKey, status: int, now: float) -> list[Output]:
+        registering = self.trunks.registering.pop(key, None)
+        if registering is None:
+            return []
+        name, cseq = registering
+        client = self.trunks.clients[name]
+        return self._trunk_actions(name, client.on_failure(status, now, cseq=cseq), now)
+
+    def _on_response_received(
+        self, response: Response, key: TransactionKey, now: float
+    ) -> list[Output]:
+        """A response to one of our requests: a call's, a trunk's REGISTER, a NOTIFY or a
+        qualify ping."""
+        registering = self.trunks.registering.get(key)
+        if registering is not None:
+            if response.status < 200:
+                return []
+            name = registering[0]
+            actions = self.trunks.clients[name].on_response(response, now)
+            return self._trunk_actions(name, actions, now)
+        if key in self._call_transactions:
+            return self._on_call_response(response, key, now)
+        if key in self._notifies:
+            return self._notified(key, response.status, now) if response.status >= 200 else []
+        if response.status >= 200:
+            self._qualified(key, True, now)
+        return []
 
     def _forget(self, key: TransactionKey) -> None:
         identity = self._progress_by_key.pop(key, None)
@@ -1131,21 +1257,11 @@ _NO_KEY: Final = TransactionKey(Side.SERVER, "", "")
 
 
 def _dialled(request: Request) -> str | None:
-    """The number a request dials: the user part of a SIP Request-URI (visual separators
-    of a phone number removed, RFC 3966 section 5.1.1), or a tel: URI's number."""
+    """The number a request dials (its Request-URI's)."""
     try:
-        uri = request.request_uri
+        return dialled_number(request.request_uri)
     except SipError:
         return None
-    if isinstance(uri, TelUri):
-        number = uri.number
-    elif isinstance(uri, SipUri):
-        number = uri.user or ""
-    else:
-        return None
-    number = number.split(";", 1)[0]
-    cleaned = "".join(c for c in number if c not in "-.() ")
-    return cleaned or None
 
 
 def _user_of(request: Request) -> str:

@@ -22,6 +22,7 @@ from b2bua.call.settings import NumberEntry
 from b2bua.hunt.model import HuntGroup
 from b2bua.registrar.settings import Extension
 from b2bua.sip.status import StatusCode
+from b2bua.sip.uri import SipUri, TelUri
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,20 @@ class Reject:
 
 
 Destination: TypeAlias = ToExtension | ToGroup | Reject
+
+
+def dialled_number(uri: object) -> str | None:
+    """The number a URI names: a SIP URI's user part (visual separators of a phone number
+    removed, RFC 3966 section 5.1.1), or a tel: URI's number."""
+    if isinstance(uri, TelUri):
+        number = uri.number
+    elif isinstance(uri, SipUri):
+        number = uri.user or ""
+    else:
+        return None
+    number = number.split(";", 1)[0]
+    cleaned = "".join(c for c in number if c not in "-.() ")
+    return cleaned or None
 
 
 class DialPlan:
@@ -74,6 +89,22 @@ class DialPlan:
         if entry is None or not entry.public:
             return None
         return self._entry(entry)
+
+    def from_trunk(self, did: str | None) -> Destination:
+        """Where a call a carrier trunk delivers for ``did`` goes: any number of the table
+        and any group number, public or not (the trunk is trusted by its source address,
+        and a DID is the provider's to deliver), but never an extension's own internal
+        number unless the table maps a DID to it. The DID is tried as sent, then without
+        and with a leading +, since providers differ on E.164's +."""
+        bare = (did or "").removeprefix("+")
+        for number in (did or "", bare, f"+{bare}"):
+            group = self._public_groups.get(number) or self._internal_groups.get(number)
+            if group is not None:
+                return group
+            entry = self._numbers.get(number)
+            if entry is not None:
+                return self._entry(entry)
+        return Reject(StatusCode.NOT_FOUND)
 
     def route(self, dialled: str | None) -> Destination:
         """Where an authenticated caller's call to ``dialled`` goes."""

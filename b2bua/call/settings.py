@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -51,10 +51,15 @@ class NumberEntry(_Model):
 
 class CallSettings(_Model):
     """``ring_timeout``: how long an extension rings before the caller gets 480 (no
-    answer). ``max_calls``: calls through the switch at once; more get 503."""
+    answer). ``max_calls``: calls through the switch at once; more get 503.
+    ``untrusted_calls``: what a call from a source that is neither an authenticated
+    extension nor a carrier trunk may reach: ``public`` numbers (the default: a provider
+    that sends calls without being configured as a trunk still works), or nothing
+    (``refuse``: 403, for a switch whose every outside call comes through its trunks)."""
 
     ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_calls: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    untrusted_calls: Literal["public", "refuse"] = "public"
 
 
 class MediaSettings(_Model):

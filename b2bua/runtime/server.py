@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import structlog
 
 from b2bua.call.records import CallRecord
 from b2bua.config import Config, ListenAddress, parse_http_listen
-from b2bua.events import Input, StateLoaded
+from b2bua.events import Input, StateLoaded, Stopping
 from b2bua.ids import SecureIds
 from b2bua.registrar.binding import Binding
 from b2bua.runtime.driver import Driver
@@ -38,11 +39,16 @@ from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.parser import ParserLimits
 from b2bua.switch import Switch, SwitchSettings
 from b2bua.transaction.timers import TimerSettings
+from b2bua.trunk.settings import Trunk
 from media.commands import MediaCommand, MediaReport, MessageRecorded
 from media.host import MediaHost
 
 #: The media host's RTP timeout when the config turns it off (0): about 30 years.
 NO_RTP_TIMEOUT: Final = 1e9
+#: How long a clean stop waits for the trunks' un-REGISTER (a provider that does not
+#: answer must not hold the stop: Timer F would take 32 s).
+UNREGISTER_WAIT: Final = 2.0
+UNREGISTER_POLL: Final = 0.02
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +107,7 @@ class Server:
                 host, port = listener.local_address
             self.bound.append(ListenAddress(address.transport, host, port))
         config = self.config
+        trunks = await resolve_trunks(config, loop)
         settings = SwitchSettings(
             listen=tuple(self.bound),
             advertised_address=config.server.advertised_address,
@@ -118,6 +125,7 @@ class Server:
             groups=config.hunt_groups(),
             mailboxes=mailboxes,
             unsolicited_notify=config.voicemail.unsolicited_notify,
+            trunks=trunks,
         )
         # Two clocks (ARCHITECTURE.md): timers run on loop.time(); bindings persist
         # wall-clock instants, converted with this offset.
@@ -212,6 +220,13 @@ class Server:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if self.driver is not None and self.switch is not None:
+            # Un-REGISTER from the trunks while the sockets are still open.
+            self.driver.feed(Stopping())
+            for _ in range(round(UNREGISTER_WAIT / UNREGISTER_POLL)):
+                if self.switch.trunks_stopped:
+                    break
+                await asyncio.sleep(UNREGISTER_POLL)
         if self.media is not None:
             # Recordings in progress are finished (and reported) before the switch stops.
             await self.media.close()
@@ -273,6 +288,24 @@ class Server:
     def execute_media(self, command: MediaCommand) -> None:
         if self.media is not None:
             self.media.execute(command)
+
+
+async def resolve_trunks(config: Config, loop: asyncio.AbstractEventLoop) -> dict[str, Trunk]:
+    """Each trunk with its provider's host resolved (IPv4 first). A trunk whose host does
+    not resolve is left out with an error in the log: the rest of the switch runs."""
+    trunks: dict[str, Trunk] = {}
+    for name, settings in config.trunks.items():
+        try:
+            infos = await loop.getaddrinfo(
+                settings.host, settings.port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
+            )
+        except OSError as error:
+            log.error("trunk_unresolved", trunk=name, host=settings.host, error=str(error))
+            continue
+        addresses = sorted({str(info[4][0]) for info in infos}, key=lambda a: (":" in a, a))
+        trunks[name] = Trunk.resolved(name, settings, addresses)
+        log.info("trunk_resolved", trunk=name, host=settings.host, addresses=addresses)
+    return trunks
 
 
 EPHEMERAL_RANGE_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")

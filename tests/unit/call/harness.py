@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 import structlog
 
@@ -46,6 +46,7 @@ from b2bua.sip.message import Request, Response, make_response
 from b2bua.sip.parser import parse_message
 from b2bua.switch import Switch, SwitchSettings
 from b2bua.transaction.timers import TimerSettings
+from b2bua.trunk.settings import Trunk
 from b2bua.voicemail.settings import Mailbox
 from media.commands import MediaCommand
 
@@ -142,6 +143,8 @@ class Net:
         rtp_ports: tuple[int, int] = (RTP_PORT_MIN, RTP_PORT_MAX),
         mailboxes: dict[str, Mailbox] | None = None,
         unsolicited_notify: bool = True,
+        trunks: dict[str, Trunk] | None = None,
+        untrusted_calls: Literal["public", "refuse"] = "public",
     ) -> None:
         settings = SwitchSettings(
             listen=(ListenAddress(Transport.UDP, SWITCH_HOST, SWITCH_PORT),),
@@ -152,7 +155,7 @@ class Net:
                 PUBLIC_NUMBER: NumberEntry(destination="extension:0102", public=True),
                 PRIVATE_NUMBER: NumberEntry(destination="extension:0103"),
             },
-            calls=CallSettings(ring_timeout=ring_timeout),
+            calls=CallSettings(ring_timeout=ring_timeout, untrusted_calls=untrusted_calls),
             media=MediaSettings(
                 address=MEDIA_HOST, rtp_port_min=rtp_ports[0], rtp_port_max=rtp_ports[1]
             ),
@@ -160,6 +163,7 @@ class Net:
             groups=groups or {},
             mailboxes=mailboxes or {},
             unsolicited_notify=unsolicited_notify,
+            trunks=trunks or {},
         )
         self.switch = Switch(
             settings, SeededIds(seed), structlog.get_logger(), secret=b"k" * 64, wall_offset=WALL
@@ -231,10 +235,11 @@ class Net:
             phone.register()
         return phone
 
-    def outsider(self) -> Phone:
-        """A caller that is no extension (a carrier, the outside world)."""
-        host = f"198.51.100.{next(self._next_host)}"
-        phone = Phone(self, "5551234", "", host)
+    def outsider(self, host: str | None = None, *, port: int = 5062) -> Phone:
+        """A caller that is no extension (a carrier, the outside world), at ``host``
+        (by default an address of its own)."""
+        host = host or f"198.51.100.{next(self._next_host)}"
+        phone = Phone(self, "5551234", "", host, port=port)
         self._phones[phone.peer] = phone
         return phone
 
@@ -447,13 +452,16 @@ class InCall:
 class Phone:
     """A scripted phone at ``host``:5062 (see the module docstring)."""
 
-    def __init__(self, net: Net, extension: str, password: str, host: str) -> None:
+    def __init__(
+        self, net: Net, extension: str, password: str, host: str, *, port: int = 5062
+    ) -> None:
         self.net = net
         self.extension = extension
         self.password = password
         self.host = host
-        self.peer = Peer(Transport.UDP, host, 5062)
-        self.contact = f"sip:{extension}@{host}:5062"
+        self.port = port
+        self.peer = Peer(Transport.UDP, host, port)
+        self.contact = f"sip:{extension}@{host}:{port}"
         self.rtp_port = 4000 + 2 * int(host.rsplit(".", 1)[1])  # distinct per phone
         self.inbox: deque[Sent] = deque()
         self.duplicates = 0
@@ -527,7 +535,7 @@ class Phone:
     ) -> Request:
         lines = [
             f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP {self.host}:5062;branch={branch or self.new_branch()}",
+            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch or self.new_branch()}",
             "Max-Forwards: 70",
             f"From: {from_}",
             f"To: {to}",
@@ -605,12 +613,14 @@ class Phone:
         call_id: str | None = None,
         from_tag: str | None = None,
         extra: tuple[str, ...] = (),
+        uri: str | None = None,
     ) -> OutCall:
-        """Send an INVITE for ``number`` (no credentials)."""
+        """Send an INVITE for ``number`` (no credentials); ``uri`` replaces the
+        Request-URI (To keeps ``number``, as a carrier sending to a contact does)."""
         offer = self.sdp() if body is None else body
         request = self.build(
             "INVITE",
-            f"sip:{number}@{REALM}",
+            uri or f"sip:{number}@{REALM}",
             from_=f'"Phone {self.extension}" <sip:{self.extension}@{REALM}>'
             f";tag={from_tag or f'{self.extension}-from{next(self._tags)}'}",
             to=f"<sip:{number}@{REALM}>",

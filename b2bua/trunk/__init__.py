@@ -1,0 +1,1 @@
+"""Carrier trunks: registration to a SIP provider, inbound DIDs, outbound routing."""
