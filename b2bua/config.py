@@ -170,6 +170,7 @@ class Config(_Model):
             self._numbers_reach_extensions()
             + self._ha1_covers_offered_algorithms()
             + self._group_errors()
+            + self._emergency_errors()
         )
         if errors:
             raise ValueError("; ".join(errors))
@@ -209,6 +210,19 @@ class Config(_Model):
         mailboxes = {number: ext.has_mailbox for number, ext in self.extensions.items()}
         problems = check_groups(self.groups, mailboxes, self.numbers.keys())
         return [f"{where}{CROSS_CHECK_MARK}{what}" for where, what in problems]
+
+    def _emergency_errors(self) -> list[str]:
+        # An emergency number must leave through a trunk: an internal number of the same
+        # digits would take its calls.
+        internal = set(self.extensions) | set(self.numbers)
+        for group in self.groups.values():
+            internal |= set(group.numbers) | set(group.public_numbers)
+        return [
+            f"calls.emergency_numbers{CROSS_CHECK_MARK}{number} is also an internal number "
+            "(an extension, a group's number or [numbers]); emergency calls must reach a trunk"
+            for number in self.calls.emergency_numbers
+            if number in internal
+        ]
 
     def _ha1_covers_offered_algorithms(self) -> list[str]:
         # An HA1 verifies only answers to its own algorithm; a phone that answers the

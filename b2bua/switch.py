@@ -50,7 +50,14 @@ from b2bua.call.actions import (
 from b2bua.call.call import Call
 from b2bua.call.hunting import HuntDesk, MemberEvent
 from b2bua.call.records import Disposition
-from b2bua.call.routing import Destination, DialPlan, Reject, ToGroup, dialled_number
+from b2bua.call.routing import (
+    Destination,
+    DialPlan,
+    Reject,
+    ToExtension,
+    ToGroup,
+    dialled_number,
+)
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
@@ -104,6 +111,8 @@ from b2bua.transaction.events import (
 from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
+from b2bua.trunk.outbound import OutboundPlan, ToTrunk, trunk_target
+from b2bua.trunk.outbound import Refused as OutboundRefused
 from b2bua.trunk.registration import (
     ArmTimer,
     DisarmTimer,
@@ -271,6 +280,13 @@ class Switch:
         # Carrier trunks: their registrations (jittered back-off from a generator seeded
         # by the secret: the core draws no randomness of its own) and inbound matching.
         self.trunks = TrunkService(settings.trunks, local, ids, random.Random(zlib.crc32(secret)))
+        self.outbound = OutboundPlan(
+            settings.trunks,
+            settings.calls,
+            settings.extensions,
+            extension_dids=_extension_dids(settings.numbers),
+            group_dids=_group_dids(settings.groups),
+        )
         self._pinging: dict[TransactionKey, QualifyDue] = {}
         self.registrar = RegistrarService(
             realm=settings.realm,
@@ -746,6 +762,7 @@ class Switch:
         """A new call: route the dialled number (public numbers need no authentication,
         everything else an authenticated extension), then ring the destination."""
         caller_extension: str | None = None
+        destination: Destination | ToTrunk | None
         trunk, dialled, destination = self._inbound_route(request, peer)
         if destination is None:
             match self.registrar.authenticate(request, peer, now):
@@ -756,6 +773,11 @@ class Switch:
                 case Authenticated(username=username):
                     caller_extension = username
             destination = self._dial_plan.route(dialled)
+            if destination == Reject(StatusCode.NOT_FOUND):
+                out = self._route_out(request, peer, dialled, username)
+                if out is not None:
+                    destination = out
+                    trunk = out.trunk if isinstance(out, ToTrunk) else None
         if isinstance(destination, Reject):
             return self._reply(request, key, destination.status, now, reason=destination.reason)
         if len(self._calls) >= self.settings.calls.max_calls:
@@ -763,31 +785,76 @@ class Switch:
             return self._reply(
                 request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
             )
-        if trunk is not None and not self.trunks.has_room(trunk):
-            self._log.warning("trunk_call_limit_reached", trunk=trunk.name)
+        outbound = destination if isinstance(destination, ToTrunk) else None
+        if trunk is not None and self._trunk_full(trunk, outbound):
             return self._reply(
                 request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
             )
         group = destination.name if isinstance(destination, ToGroup) else None
-        number = None if isinstance(destination, ToGroup) else destination.number
+        number = destination.number if isinstance(destination, ToExtension) else None
         if number is not None and self.desk.is_busy(number):
             return self._reply(request, key, StatusCode.BUSY_HERE, now)
+        ref = self._next_call
+        self._next_call += 1
+        caller = caller_extension or _user_of(request)
+        callee = dialled or number or ""
+        made = self._new_call(request, key, peer, now, ref=ref, caller=caller, callee=callee)
+        if not isinstance(made, Call):
+            return made
+        call = made
+        self._calls[ref] = call
+        if trunk is not None:
+            self.trunks.admit(trunk, ref)
+        for call_id, tag, leg in call.dialog_ids():
+            self._call_dialogs[(call_id, tag)] = (call, leg)
+        self._call_invites[key] = call
+        self._call_sessions[call.session_id] = call
+        self.desk.admit(call, caller_extension)
+
+        def begin() -> list[CallAction]:
+            if group is not None:
+                # The seed of a random hunt, from the Call-ID: logged, and replayable
+                # with b2bua simulate --seed.
+                seed = zlib.crc32(request.call_id.encode())
+                return self.desk.start(call, group, seed, now)
+            if outbound is not None:
+                extension = self.settings.extensions.get(caller_extension or "")
+                name = (extension.name if extension else None) or call.caller_name
+                return call.start([trunk_target(outbound, name)], now)
+            assert number is not None
+            targets = self._devices(number)
+            if targets:
+                self.desk.ringing(call, number)
+            return call.start(targets, now)
+
+        return self._step(call, begin, now)
+
+    def _new_call(
+        self,
+        request: Request,
+        key: TransactionKey,
+        peer: Peer,
+        now: float,
+        *,
+        ref: int,
+        caller: str,
+        callee: str,
+    ) -> Call | list[Output]:
+        """The call for a new INVITE, with its two media ports, or the refusal of an
+        INVITE no call can be made of (no port left, a bad offer or header)."""
         try:
             ports = (self.ports.allocate(now), self.ports.allocate(now))
         except PortsExhausted:
             self._log.warning("media_ports_exhausted")
             return self._reply(request, key, StatusCode.SERVICE_UNAVAILABLE, now)
-        ref = self._next_call
-        self._next_call += 1
-        caller = caller_extension or _user_of(request)
         try:
-            call = Call(
+            return Call(
                 ref=ref,
                 invite=request,
                 invite_key=key,
                 peer=peer,
                 caller=caller,
-                callee=dialled or number or "",
+                callee=callee,
                 ports=ports,
                 context=self._call_context,
                 ids=self._ids,
@@ -809,28 +876,42 @@ class Switch:
             self._release_ports(ports)
             status = error.status_hint or StatusCode.BAD_REQUEST
             return self._reply(request, key, status, now)
-        self._calls[ref] = call
-        if trunk is not None:
-            self.trunks.admit(trunk, ref)
-        for call_id, tag, leg in call.dialog_ids():
-            self._call_dialogs[(call_id, tag)] = (call, leg)
-        self._call_invites[key] = call
-        self._call_sessions[call.session_id] = call
-        self.desk.admit(call, caller_extension)
 
-        def begin() -> list[CallAction]:
-            if group is not None:
-                # The seed of a random hunt, from the Call-ID: logged, and replayable
-                # with b2bua simulate --seed.
-                seed = zlib.crc32(request.call_id.encode())
-                return self.desk.start(call, group, seed, now)
-            assert number is not None
-            targets = self._devices(number)
-            if targets:
-                self.desk.ringing(call, number)
-            return call.start(targets, now)
+    def _route_out(
+        self, request: Request, peer: Peer, dialled: str | None, extension: str
+    ) -> ToTrunk | Reject | None:
+        """An authenticated extension's call to a number of no internal destination:
+        through a trunk, refused (blocked, not permitted; logged with who and from where),
+        or ``None`` (no trunk takes it: 404)."""
+        match self.outbound.route(dialled, extension):
+            case OutboundRefused(status=status, reason=reason):
+                self._log.warning(
+                    "outbound_refused", reason=reason, extension=extension,
+                    dialled=dialled, source=peer.host, call_id=request.call_id,
+                )  # fmt: skip
+                return Reject(status, reason)
+            case ToTrunk() as out:
+                self._log.info(
+                    "outbound_call", trunk=out.trunk.name, extension=extension,
+                    dialled=dialled, number=out.number, emergency=out.emergency,
+                    call_id=request.call_id,
+                )  # fmt: skip
+                return out
+            case None:
+                return None
 
-        return self._step(call, begin, now)
+    def _trunk_full(self, trunk: Trunk, outbound: ToTrunk | None) -> bool:
+        """Whether ``trunk`` (or all trunks together) carries its maximum of calls; an
+        emergency call is never refused for a cap."""
+        if outbound is not None and outbound.emergency:
+            return False
+        cap = self.settings.calls.max_trunk_calls
+        full = not self.trunks.has_room(trunk) or (
+            cap is not None and self.trunks.total_calls >= cap
+        )
+        if full:
+            self._log.warning("trunk_call_limit_reached", trunk=trunk.name)
+        return full
 
     def _inbound_route(
         self, request: Request, peer: Peer
@@ -1254,6 +1335,28 @@ class Switch:
 
 
 _NO_KEY: Final = TransactionKey(Side.SERVER, "", "")
+
+
+def _extension_dids(numbers: Mapping[str, NumberEntry]) -> dict[str, str]:
+    """Each extension's own DID: the first public number of the table that reaches it,
+    else the first one."""
+    out: dict[str, str] = {}
+    for public in (True, False):
+        for number, entry in numbers.items():
+            if entry.public is public:
+                out.setdefault(entry.extension, number)
+    return out
+
+
+def _group_dids(groups: Mapping[str, HuntGroup]) -> dict[str, str]:
+    """Each member's group DID: the first public number of the first group (in the
+    config's order) that has one and counts it as a member."""
+    out: dict[str, str] = {}
+    for group in groups.values():
+        if group.public_numbers:
+            for member in group.members:
+                out.setdefault(member.number, group.public_numbers[0])
+    return out
 
 
 def _dialled(request: Request) -> str | None:

@@ -153,13 +153,40 @@ CallAction: TypeAlias = (
 
 
 @dataclass(frozen=True, slots=True)
+class TrunkAccount:
+    """A trunk's digest credentials, to answer its provider's 401/407 (one of
+    ``password`` and an HA1; ``realm``, when set, is the only realm answered)."""
+
+    username: str
+    password: str | None = None
+    ha1_md5: str | None = None
+    ha1_sha256: str | None = None
+    realm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkLeg:
+    """How a callee leg through carrier trunk ``trunk`` is written: To and From (without
+    tag) and extra header fields (P-Asserted-Identity, Privacy, Diversion)."""
+
+    trunk: str
+    to: str
+    from_: str
+    headers: tuple[tuple[str, str], ...] = ()
+    account: TrunkAccount | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One device to ring: a registered contact of extension ``extension``, reached at
-    ``peer`` (where its REGISTER came from)."""
+    ``peer`` (where its REGISTER came from). Through a trunk (``trunk`` set),
+    ``contact`` is the Request-URI at the provider and ``extension`` the number dialled
+    there."""
 
     extension: str
     contact: str
     peer: Peer
+    trunk: TrunkLeg | None = None
 
 
 @dataclass(frozen=True, slots=True)

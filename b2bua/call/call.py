@@ -45,6 +45,7 @@ from b2bua.call.legs import Leg, Relayed, best_final_status, disposition_of
 from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, view_of
 from b2bua.call.records import CallRecord, Disposition
 from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
+from b2bua.call.trunk_auth import answer_trunk_challenge, any_stale
 from b2bua.dialog import (
     SessionAction,
     SessionState,
@@ -118,6 +119,10 @@ RELAYED_HEADERS: Final = (
 #: third party around the switch; PRACK belongs to reliable provisionals, which we never
 #: send or require; SUBSCRIBE in a call dialog is not offered.
 NOT_RELAYED: Final = frozenset({"REFER", "PRACK", "SUBSCRIBE"})
+#: A provider's challenges answered per callee leg. A challenge after our answer means the
+#: credentials are wrong, unless it says stale=true (its nonce expired): that one is
+#: answered too, up to this many in all.
+MAX_CHALLENGES: Final = 3
 
 
 class Call:
@@ -413,46 +418,127 @@ class Call:
         ]
 
     def _new_callee_leg(self, target: Target, offer: bytes | None) -> tuple[Leg, Request]:
-        invite = self.invite
         face = self._face(self.ports[1])
         body = b"" if offer is None else face.present(offer)
+        request = self._callee_invite(
+            target,
+            call_id=self._ids.new_call_id(),
+            from_tag=self._ids.new_tag(),
+            cseq=1,
+            body=body,
+        )
+        trunk = target.trunk
+        extension = target.extension if trunk is None else None
+        leg = Leg(len(self.legs), self._uac_session(request, target.peer), target.peer, face,
+                  extension=extension, trunk=trunk)  # fmt: skip
+        if trunk is not None:
+            leg.label = f"trunk:{trunk.trunk}"
+        leg.invite_key = client_key(request)
+        self.legs.append(leg)
+        return leg, request
+
+    def _callee_invite(
+        self,
+        target: Target,
+        *,
+        call_id: str,
+        from_tag: str,
+        cseq: int,
+        body: bytes,
+        authorization: tuple[str, str] | None = None,
+    ) -> Request:
+        """The INVITE of a callee leg: to an extension's contact, or through a trunk with
+        its To, From and header fields (and ``authorization`` answering its provider)."""
         domain = self.context.domain
-        caller = self.caller_name
-        from_uri = f"<sip:{self.caller}@{domain}>"
-        from_ = f'"{_quoted(caller)}" {from_uri}' if caller else from_uri
-        branch = self._ids.new_branch()
-        extra = [
-            ("Allow", ALLOW),
-            ("User-Agent", self.context.user_agent),
-        ]
+        trunk = target.trunk
+        if trunk is None:
+            caller = self.caller_name
+            from_uri = f"<sip:{self.caller}@{domain}>"
+            from_ = f'"{_quoted(caller)}" {from_uri}' if caller else from_uri
+            to = f"<sip:{target.extension}@{domain}>"
+            extra = [("Allow", ALLOW), ("User-Agent", self.context.user_agent)]
+        else:
+            from_, to = trunk.from_, trunk.to
+            extra = [("Allow", ALLOW), ("User-Agent", self.context.user_agent), *trunk.headers]
+        if authorization is not None:
+            extra.append(authorization)
         request = build_request(
             "INVITE",
             remote_target=target.contact,
             route_set=[],
-            via=self.context.local(target.peer).via(branch),
-            from_=f"{from_};tag={self._ids.new_tag()}",
-            to=f"<sip:{target.extension}@{domain}>",
-            call_id=self._ids.new_call_id(),
-            cseq=1,
+            via=self.context.local(target.peer).via(self._ids.new_branch()),
+            from_=f"{from_};tag={from_tag}",
+            to=to,
+            call_id=call_id,
+            cseq=cseq,
             contact=self.context.contact(target.peer),
             body=body,
             content_type=SDP if body else None,
             extra_headers=extra,
         )
-        max_forwards = invite.max_forwards
+        max_forwards = self.invite.max_forwards
         if max_forwards is not None:
             request.headers.set("Max-Forwards", str(max(min(max_forwards - 1, 70), 0)))
+        return request
+
+    def _uac_session(self, request: Request, peer: Peer) -> UacInviteSession:
         session = UacInviteSession(
             request,
-            local_address=self.context.local(target.peer),
+            local_address=self.context.local(peer),
             ids=self._ids,
             timers=self.context.timers,
         )
         session.capabilities = (("Allow", ALLOW),)
-        leg = Leg(len(self.legs), session, target.peer, face, extension=target.extension)
+        return session
+
+    def _answer_challenge(self, leg: Leg, response: Response) -> list[CallAction] | None:
+        """A trunk's provider asked a callee leg for credentials (401/407): send the
+        INVITE again with the trunk's (same Call-ID and From tag, CSeq + 1, RFC 3261
+        section 22.2), once per leg and only while the call still wants the leg. ``None``
+        when the challenge is not answered (the response then fails the leg as any)."""
+        trunk = leg.trunk
+        account = None if trunk is None else trunk.account
+        if (
+            trunk is None
+            or account is None
+            or leg.challenges >= MAX_CHALLENGES
+            or leg.cancel_wanted
+            or self._hanging_up
+            or self.winner is not None
+        ):
+            return None
+        sent = leg.session.invite
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        values = response.headers.get_all(header.lower())
+        if leg.challenges and not any_stale(values):
+            self.log.warning("trunk_credentials_refused", trunk=trunk.trunk, leg=leg.index)
+            return None
+        authorization = answer_trunk_challenge(
+            account,
+            values,
+            method="INVITE",
+            uri=sent.uri,
+            cnonce=self._ids.new_tag(),
+        )
+        if authorization is None:
+            self.log.warning("trunk_challenge_not_answered", trunk=trunk.trunk, leg=leg.index)
+            return None
+        leg.challenges += 1
+        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        target = Target(leg.extension or "", sent.uri, leg.peer, trunk)
+        request = self._callee_invite(
+            target,
+            call_id=sent.call_id,
+            from_tag=sent.from_.tag or "",
+            cseq=sent.cseq.number + 1,
+            body=sent.body,
+            authorization=(name, authorization),
+        )
+        leg.session = self._uac_session(request, leg.peer)
         leg.invite_key = client_key(request)
-        self.legs.append(leg)
-        return leg, request
+        leg.provisional = False
+        self.log.info("trunk_challenge_answered", trunk=trunk.trunk, leg=leg.index)
+        return [SendInLeg(leg.index, request, leg.peer, Purpose.INVITE)]
 
     # -- inputs
 
@@ -465,11 +551,18 @@ class Call:
             case Purpose.INVITE:
                 assert isinstance(session, UacInviteSession)
                 actions: list[CallAction] = []
+                if response.status in (401, 407) and key == leg.invite_key:
+                    again = self._answer_challenge(leg, response)
+                    if again is not None:
+                        return again
                 if response.status < 200:
                     leg.provisional = True
                     actions += self._send_cancel(leg, now)
                 elif leg.final_status is None:
-                    leg.final_status = response.status
+                    # A callee's challenge is not the caller's to answer (its credentials
+                    # are for the switch): an unanswered 401/407 reaches it as 403.
+                    unanswered = response.status in (401, 407)
+                    leg.final_status = StatusCode.FORBIDDEN if unanswered else response.status
                 return actions + self._run(leg, session.on_response(response, now), now)
             case Purpose.CANCEL:
                 return []  # the INVITE's 487 (or its 2xx) ends the leg
@@ -962,7 +1055,7 @@ class Call:
 
     def _answered_by(self) -> str | None:
         if self.winner is not None:
-            return self.winner.extension
+            return self.winner.extension or self.winner.label
         return None if self.voicemail is None else f"voicemail:{self.voicemail}"
 
     def _end(self, reason: str, now: float) -> list[CallAction]:

@@ -112,6 +112,11 @@ class TrunkService:
         self._calls[trunk.name].add(call)
         self._trunk_of_call[call] = trunk.name
 
+    @property
+    def total_calls(self) -> int:
+        """Calls through all trunks at once (``[calls] max_trunk_calls``)."""
+        return len(self._trunk_of_call)
+
     def release(self, call: int) -> None:
         name = self._trunk_of_call.pop(call, None)
         if name is not None:
