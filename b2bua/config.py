@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from b2bua.call.settings import CallSettings, MediaSettings, Number, NumberEntry
-from b2bua.hunt.model import HuntGroup
+from b2bua.hunt.model import HuntGroup, ToExternal, parse_destination
 from b2bua.hunt.settings import GroupName, GroupSettings, build_groups, check_groups
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
@@ -171,6 +171,7 @@ class Config(_Model):
             + self._ha1_covers_offered_algorithms()
             + self._group_errors()
             + self._emergency_errors()
+            + self._external_errors()
         )
         if errors:
             raise ValueError("; ".join(errors))
@@ -223,6 +224,30 @@ class Config(_Model):
             for number in self.calls.emergency_numbers
             if number in internal
         ]
+
+    def _external_errors(self) -> list[str]:
+        # An external member or destination leaves through a trunk: some trunk route
+        # must take its number.
+        prefixes = [route.prefix for trunk in self.trunks.values() for route in trunk.routes]
+        errors = []
+        for name, group in self.groups.items():
+            places = [
+                (f"groups.{name}.members[{index}].external", member.external)
+                for index, member in enumerate(group.members)
+                if member.external is not None
+            ]
+            places += [
+                (f"groups.{name}.destinations.{reason.value}", destination.number)
+                for reason, text in group.destinations.chosen()
+                if isinstance(destination := parse_destination(text), ToExternal)
+            ]
+            errors += [
+                f"{where}{CROSS_CHECK_MARK}no trunk route takes {number}: add a "
+                "[[trunks.NAME.routes]] whose prefix it starts with"
+                for where, number in places
+                if not any(number.startswith(prefix) for prefix in prefixes)
+            ]
+        return errors
 
     def _ha1_covers_offered_algorithms(self) -> list[str]:
         # An HA1 verifies only answers to its own algorithm; a phone that answers the

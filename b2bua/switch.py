@@ -79,7 +79,7 @@ from b2bua.events import (
     StreamReceived,
 )
 from b2bua.hunt.engine import HuntTimer
-from b2bua.hunt.model import HuntGroup
+from b2bua.hunt.model import HuntGroup, external_number
 from b2bua.ids import BRANCH_PREFIX, IdSource
 from b2bua.registrar.auth import Authenticated, Ignored, Refused
 from b2bua.registrar.location import Registration
@@ -111,7 +111,7 @@ from b2bua.transaction.events import (
 from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
-from b2bua.trunk.outbound import OutboundPlan, ToTrunk, trunk_target
+from b2bua.trunk.outbound import OutboundPlan, ToTrunk, forward_target, trunk_target
 from b2bua.trunk.outbound import Refused as OutboundRefused
 from b2bua.trunk.registration import (
     ArmTimer,
@@ -577,13 +577,45 @@ class Switch:
                     self._timers.cancel(MwiExpiry(subscription))
         return out
 
-    def _devices(self, number: str) -> list[Target]:
-        """Every device registered for extension ``number`` that answers (qualify)."""
+    def _devices(self, number: str, call: Call | None = None) -> list[Target]:
+        """Every device registered for extension ``number`` that answers (qualify); for
+        an external member (``external:<number>``), the leg through its trunk."""
+        external = external_number(number)
+        if external is not None:
+            return [] if call is None else self._forward_targets(number, external, call)
         return [
             Target(number, reg.binding.contact, reg.peer)
             for reg in self.registrar.location.registrations(number)
             if reg.reachable
         ]
+
+    def _forward_targets(self, member: str, number: str, call: Call) -> list[Target]:
+        """``call`` forwarded out to ``number`` (docs/trunks.md, "Forwarding out"): the
+        caller ID is the original caller's where the trunk allows it (an extension's is
+        its own, by the trunk's policy), and Diversion names the public number the call
+        was for."""
+        route = self.outbound.forward(number)
+        if route is None:
+            call.log.warning("forward_without_route", number=number)
+            return []
+        trunk = route.trunk
+        caller = call.caller
+        own = self.settings.extensions.get(caller)
+        if own is not None:
+            caller = self.outbound.caller_id(trunk, caller)
+        callee = call.callee
+        company = callee if self._dial_plan.public(callee) is not None else ""
+        company = company or self.outbound.caller_id(trunk, "") or callee
+        privacy = (call.invite.headers.get("privacy") or "").lower()
+        hide = (own is not None and own.hide_number) or "id" in privacy or caller == "anonymous"
+        name = (own.name if own is not None else None) or call.caller_name
+        call.log.info("call_forwarded", trunk=trunk.name, number=route.number, member=member)
+        return [
+            forward_target(
+                route, member=member, caller=caller, caller_name=name, company=company,
+                hide=hide, reason=call.diversion_reason,
+            )
+        ]  # fmt: skip
 
     def _presence(self, number: str) -> None:
         """The registrar changed ``number``'s bindings or their reachability: tell the book."""

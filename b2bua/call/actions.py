@@ -174,6 +174,7 @@ class TrunkLeg:
     from_: str
     headers: tuple[tuple[str, str], ...] = ()
     account: TrunkAccount | None = None
+    member: str | None = None  # an external hunt member (``external:<number>``)
 
 
 @dataclass(frozen=True, slots=True)

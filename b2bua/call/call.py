@@ -199,6 +199,8 @@ class Call:
         # mailbox (take_message); the recording runs in the media host.
         self.voicemail: str | None = None
         self._stop_digits = "#"
+        # Why the call is forwarded out through a trunk (RFC 5806 Diversion reason).
+        self.diversion_reason = "follow-me"
 
     def _face(self, port: int) -> SdpFace:
         return SdpFace(self.context.media_host, port, self._ids.new_tag()[:8].encode().hex())
@@ -428,7 +430,7 @@ class Call:
             body=body,
         )
         trunk = target.trunk
-        extension = target.extension if trunk is None else None
+        extension = target.extension if trunk is None else trunk.member
         leg = Leg(len(self.legs), self._uac_session(request, target.peer), target.peer, face,
                   extension=extension, trunk=trunk)  # fmt: skip
         if trunk is not None:

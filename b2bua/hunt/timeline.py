@@ -20,7 +20,15 @@ from b2bua.hunt.engine import (
     StartTimer,
     StopMember,
 )
-from b2bua.hunt.model import Destination, Hangup, HuntGroup, ToExtension, ToGroup, ToVoicemail
+from b2bua.hunt.model import (
+    Destination,
+    Hangup,
+    HuntGroup,
+    ToExtension,
+    ToExternal,
+    ToGroup,
+    ToVoicemail,
+)
 from b2bua.hunt.simulation import Phone, Simulation
 
 
@@ -107,6 +115,8 @@ def describe(destination: Destination) -> str:
             return f"group:{name}"
         case ToExtension(number=number):
             return f"extension:{number}"
+        case ToExternal(number=number):
+            return f"external:{number}"
 
 
 def action_line(action: HuntAction) -> str | None:

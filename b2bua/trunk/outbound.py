@@ -20,7 +20,7 @@ failed (or skipped) authentication ever reaches a trunk (docs/trunks.md, "Calls 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from b2bua.call.actions import Target, TrunkAccount, TrunkLeg
@@ -109,6 +109,17 @@ class OutboundPlan:
             caller_id=self.caller_id(trunk, extension),
             hide=own is not None and own.hide_number,
         )
+
+    def forward(self, number: str) -> ToTrunk | None:
+        """A number the config forwards calls to (an external hunt member, an
+        ``external:`` destination): the route that takes it, with no permission or
+        blocked-prefix check (the config chose it). ``caller_id`` is left empty: the
+        forwarded call's caller decides it (:func:`forward_target`)."""
+        found = self._longest(number)
+        if found is None:
+            return None
+        route, trunk = found
+        return ToTrunk(trunk, route.translate(number), number, route.category, caller_id="")
 
     def caller_id(self, trunk: Trunk, extension: str) -> str:
         """The number ``extension``'s calls show through ``trunk`` (``caller_id``)."""
@@ -219,6 +230,29 @@ def trunk_target(route: ToTrunk, display_name: str | None) -> Target:
         account=account_of(trunk),
     )
     return Target(route.number, uri, trunk.peer, leg)
+
+
+def forward_target(
+    route: ToTrunk,
+    *,
+    member: str,
+    caller: str,
+    caller_name: str | None,
+    company: str,
+    hide: bool,
+    reason: str,
+) -> Target:
+    """The leg of a call forwarded out through ``route`` to hunt member ``member``:
+    From and P-Asserted-Identity show the original ``caller`` when the trunk allows it
+    (``forward_caller_id``) and it is a number, else the ``company`` number; Diversion
+    (RFC 5806) names the company number the call was for, and why it left."""
+    trunk = route.trunk
+    shown = caller if trunk.settings.forward_caller_id and _is_number(caller) else company
+    leg = trunk_target(replace(route, caller_id=shown, hide=hide), caller_name)
+    assert leg.trunk is not None
+    diversion = f"<{provider_uri(trunk, company)}>;reason={reason};counter=1"
+    headers = (*leg.trunk.headers, ("Diversion", diversion))
+    return replace(leg, trunk=replace(leg.trunk, headers=headers, member=member))
 
 
 def _is_number(text: str) -> bool:

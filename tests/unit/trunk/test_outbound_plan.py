@@ -10,6 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from b2bua.call.settings import CallSettings
+from b2bua.config import Config
+from b2bua.hunt.settings import MemberSettings
 from b2bua.registrar.settings import Extension
 from b2bua.trunk.outbound import (
     ANONYMOUS_FROM,
@@ -213,3 +215,41 @@ def test_a_prefix_given_twice_and_fixed_without_a_number_are_refused() -> None:
 def test_bad_permissions_are_refused() -> None:
     with pytest.raises(ValidationError, match="expected internal, national, international"):
         Extension(password="secret-0101", permissions=["premium"])
+
+
+def test_external_members_and_destinations_need_a_trunk_route() -> None:
+    base: dict[str, Any] = {
+        "extensions": {"101": {"password": "secret-0101"}},
+        "groups": {
+            "shop": {
+                "members": ["101", "external:+447700900123", {"external": "+447700900124"}],
+                "destinations": {"all_busy": "external:+33123"},
+            }
+        },
+    }
+    with pytest.raises(ValidationError) as error:
+        Config.model_validate(base)
+    text = str(error.value)
+    assert "groups.shop.members[1].external" in text
+    assert "groups.shop.members[2].external" in text
+    assert "groups.shop.destinations.all_busy" in text
+    assert "no trunk route takes +33123" in text
+    routed = {**base, "trunks": {"main": {"host": "198.51.100.1", "routes": [{"prefix": "+"}]}}}
+    group = Config.model_validate(routed).hunt_groups()["shop"]
+    assert [m.number for m in group.members] == [
+        "101",
+        "external:+447700900123",
+        "external:+447700900124",
+    ]
+
+
+def test_a_member_is_an_extension_or_an_external_number_not_both() -> None:
+    with pytest.raises(ValidationError, match="either extension or external"):
+        MemberSettings.model_validate({"extension": "101", "external": "+4477"})
+    with pytest.raises(ValidationError):
+        MemberSettings.model_validate("external:mobile")
+
+
+def test_emergency_numbers_may_not_be_internal_numbers() -> None:
+    with pytest.raises(ValidationError, match="112 is also an internal number"):
+        Config.model_validate({"extensions": {"112": {"password": "secret-0101"}}})
