@@ -36,6 +36,7 @@ from b2bua.call.actions import (
     CallFinished,
     Disarm,
     MemberAnswered,
+    MemberConfirming,
     MemberFailed,
     MemberRinging,
     Purpose,
@@ -138,6 +139,7 @@ from b2bua.voicemail.subscriptions import (
 from b2bua.voicemail.subscriptions import Respond as MwiRespond
 from media.commands import (
     CloseSession,
+    DigitPressed,
     Latched,
     MessageRecorded,
     PortUnavailable,
@@ -354,6 +356,7 @@ class Switch:
             timers=settings.timers,
             ring_timeout=settings.calls.ring_timeout,
             latch_any=settings.media.latch_any,
+            confirm_timeout=settings.calls.confirm_timeout,
             wall_offset=wall_offset,
         )
 
@@ -405,6 +408,11 @@ class Switch:
                 if call is None:
                     return []
                 return self._step(call, partial(call.message_recorded, reason, now), now)
+            case DigitPressed(session_id=session_id, digit=digit):
+                call = self._call_sessions.get(session_id)
+                if call is None:
+                    return []
+                return self._step(call, partial(call.on_digit, digit, now), now)
             case MailboxCounts(mailbox=mailbox, new=new, old=old):
                 return self._mailbox_changed(mailbox, (new, old), now)
             case Latched() | SessionStats():
@@ -609,11 +617,13 @@ class Switch:
         privacy = (call.invite.headers.get("privacy") or "").lower()
         hide = (own is not None and own.hide_number) or "id" in privacy or caller == "anonymous"
         name = (own.name if own is not None else None) or call.caller_name
+        hunted = None if call.hunt is None else call.hunt.group.member(member)
+        confirm = hunted is not None and hunted.confirm
         call.log.info("call_forwarded", trunk=trunk.name, number=route.number, member=member)
         return [
             forward_target(
                 route, member=member, caller=caller, caller_name=name, company=company,
-                hide=hide, reason=call.diversion_reason,
+                hide=hide, reason=call.diversion_reason, confirm=confirm,
             )
         ]  # fmt: skip
 
@@ -1034,7 +1044,7 @@ class Switch:
                     out.append(SaveCallRecord(record=record))
                 case CallFinished():
                     self._forget_call(call, now)
-                case MemberRinging() | MemberAnswered() | MemberFailed():
+                case MemberRinging() | MemberConfirming() | MemberAnswered() | MemberFailed():
                     self._member_events.append((call, action))
                 case _:
                     out.append(action)  # a media command

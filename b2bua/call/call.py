@@ -32,6 +32,7 @@ from b2bua.call.actions import (
     CallTimer,
     Disarm,
     MemberAnswered,
+    MemberConfirming,
     MemberFailed,
     MemberRinging,
     Purpose,
@@ -42,7 +43,7 @@ from b2bua.call.actions import (
     TimerName,
 )
 from b2bua.call.legs import Leg, Relayed, best_final_status, disposition_of
-from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, view_of
+from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, g711_of, view_of
 from b2bua.call.records import CallRecord, Disposition
 from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
 from b2bua.call.trunk_auth import answer_trunk_challenge, any_stale
@@ -86,10 +87,12 @@ from b2bua.transaction.keys import TransactionKey, client_key
 from b2bua.voicemail.settings import Mailbox
 from media.commands import (
     CloseSession,
+    ConfirmAnswer,
     MediaSessionId,
     MessageStop,
     OpenSession,
     Side,
+    StopConfirm,
     StopMessage,
     SwitchLegB,
     TakeMessage,
@@ -199,6 +202,9 @@ class Call:
         # mailbox (take_message); the recording runs in the media host.
         self.voicemail: str | None = None
         self._stop_digits = "#"
+        # Confirm-call: the answered callee being asked to press 1, and its SDP answer.
+        self._confirming: Leg | None = None
+        self._confirm_answer: bytes | None = None
         # Why the call is forwarded out through a trunk (RFC 5806 Diversion reason).
         self.diversion_reason = "follow-me"
 
@@ -702,6 +708,8 @@ class Call:
                 return actions + self._reject_caller(StatusCode.TEMPORARILY_UNAVAILABLE, now)
             case CallTimer.SESSION_TIMER:
                 return self._session_timer_due(now)
+            case CallTimer.CONFIRM_TIMEOUT:
+                return self._confirm_timed_out(leg, now)
             case CallTimer.CANCEL_TIMEOUT:
                 session = leg.session
                 if leg.terminated or not isinstance(session, UacInviteSession):
@@ -884,11 +892,15 @@ class Call:
         except SipError:
             self.log.warning("answer_with_bad_sdp", leg=leg.index)
             return self._refuse_answer(leg, "callee sent bad SDP", now)
+        trunk = leg.trunk
+        if trunk is not None and trunk.confirm and not leg.confirmed and a_session.has_offer:
+            return self._ask_to_confirm(leg, body, view, now)
+        out: list[CallAction] = self._end_confirm()
         self.winner = leg
         self.answered_at = now
         self.log.info("call_answered", leg=leg.index, extension=leg.extension)
         leg.view = view
-        out: list[CallAction] = [Disarm(CALLER, CallTimer.RING_TIMEOUT)]
+        out.append(Disarm(CALLER, CallTimer.RING_TIMEOUT))
         if leg.extension is not None:
             out.append(MemberAnswered(leg.extension))
         early = self._early_leg
@@ -903,6 +915,81 @@ class Call:
             self._owed_ack = leg  # the 2xx made the offer: the caller's ACK has the answer
         out += self._run(self.a, a_session.answer(presented, now), now)
         return out + self._refreshed(now)
+
+    # -- confirm-call: the person who answers presses 1 before the caller is bridged
+
+    def _ask_to_confirm(
+        self, leg: Leg, answer: bytes, view: MediaView, now: float
+    ) -> list[CallAction]:
+        """A callee that must confirm answered (its 2xx is ACKed): the switch plays it the
+        prompt and waits for 1, for ``confirm_timeout``; the caller keeps hearing ringing.
+        One confirmation at a time: side B has one port."""
+        try:
+            formats = g711_of(answer)
+        except SipError:
+            formats = None
+        if self._confirming is not None or formats is None or view.address is None:
+            self.log.info("confirm_impossible", leg=leg.index, member=leg.extension)
+            leg.final_status = StatusCode.TEMPORARILY_UNAVAILABLE
+            return self._run(leg, leg.session.hang_up(now), now)
+        payload_type, event_payload_type = formats
+        self._confirming, self._confirm_answer = leg, answer
+        self.log.info("confirm_asked", leg=leg.index, member=leg.extension)
+        until = now + self.context.confirm_timeout
+        held: list[CallAction] = []
+        if self.hunt is not None and leg.extension is not None:
+            held.append(MemberConfirming(leg.extension, until))
+        return [
+            *held,
+            ConfirmAnswer(
+                session_id=self.session_id,
+                remote=view.address,
+                payload_type=payload_type,
+                event_payload_type=event_payload_type,
+            ),
+            Arm(leg.index, CallTimer.CONFIRM_TIMEOUT, until),
+        ]
+
+    def on_digit(self, digit: str, now: float) -> list[CallAction]:
+        """A key from the callee asked to confirm (RFC 4733 via the media host, or INFO):
+        1 bridges it to the caller; other keys are ignored (the prompt goes on)."""
+        leg = self._confirming
+        if leg is None or self.is_ended:
+            return []
+        self.log.info("confirm_key", leg=leg.index, digit=digit)
+        if digit != "1":
+            return []
+        answer = self._confirm_answer
+        out = self._end_confirm()
+        leg.confirmed = True
+        return out + self._callee_answered(leg, answer, now)
+
+    def _confirm_timed_out(self, leg: Leg, now: float) -> list[CallAction]:
+        """Nobody pressed 1 (a mobile's own voicemail took the call): hang up on it; the
+        member failed and the hunt goes on."""
+        if leg is not self._confirming:
+            return []
+        self.log.info("confirm_timeout", leg=leg.index, member=leg.extension)
+        leg.final_status = StatusCode.TEMPORARILY_UNAVAILABLE
+        return self._end_confirm() + self._run(leg, leg.session.hang_up(now), now)
+
+    def _end_confirm(self) -> list[CallAction]:
+        leg = self._confirming
+        if leg is None:
+            return []
+        self._confirming = self._confirm_answer = None
+        return [
+            StopConfirm(session_id=self.session_id),
+            Disarm(leg.index, CallTimer.CONFIRM_TIMEOUT),
+        ]
+
+    def _confirm_request(self, leg: Leg, request: Request, now: float) -> list[CallAction]:
+        """A request from the callee being asked to confirm: INFO may carry its key."""
+        if request.method != "INFO":
+            return self._respond(leg, make_response(request, StatusCode.NOT_ACCEPTABLE_HERE))
+        out = self._respond(leg, make_response(request, StatusCode.OK))
+        digit = parse_info_dtmf(request.content_type or "", request.body.decode("latin-1"))
+        return out if digit is None else out + self.on_digit(digit, now)
 
     def _refreshed(self, now: float) -> list[CallAction]:
         """The caller's session was (re)established or refreshed: time the next step."""
@@ -977,6 +1064,8 @@ class Call:
         out: list[CallAction] = []
         if leg.cancel_sent:
             out.append(Disarm(leg.index, CallTimer.CANCEL_TIMEOUT))
+        if leg is self._confirming:
+            out += self._end_confirm()
         if leg is self.a or leg is self.winner:
             self._hanging_up = True
         if leg is self.a and reason is EndReason.REMOTE_BYE and self.answered_at is None:
@@ -1187,6 +1276,8 @@ class Call:
         dialog.on_request(request)  # DialogError: 481, 500 out of order
         if self.voicemail is not None and leg is self.a:
             return self._voicemail_request(leg, request)
+        if leg is self._confirming:
+            return self._confirm_request(leg, request, now)
         other = self._other(leg)
         if other is None or other.session.dialog is None or not other.session.dialog.is_confirmed:
             response = make_response(request, StatusCode.SERVICE_UNAVAILABLE)

@@ -31,6 +31,7 @@ from b2bua.call.actions import (
     CallAction,
     Disarm,
     MemberAnswered,
+    MemberConfirming,
     MemberFailed,
     MemberRinging,
     Target,
@@ -67,7 +68,7 @@ from b2bua.hunt.timeline import describe
 from b2bua.registrar.settings import Extension
 from b2bua.sip.status import StatusCode
 
-MemberEvent = MemberRinging | MemberAnswered | MemberFailed
+MemberEvent = MemberRinging | MemberConfirming | MemberAnswered | MemberFailed
 #: Calls at once to an ``external:`` overflow destination (a contact centre): its
 #: provider refuses what it cannot take.
 EXTERNAL_CALLS: Final = 10_000
@@ -216,6 +217,10 @@ class HuntDesk:
                 return [] if hunt is None else self._carry_out(
                     call, usage, hunt.member_ringing(number, now), now
                 )  # fmt: skip
+            case MemberConfirming(extension=number, until=until):
+                if hunt is None:
+                    return []
+                return self._carry_out(call, usage, hunt.member_confirming(number, until, now), now)
             case MemberAnswered(extension=number, late=True):
                 if hunt is None:
                     return []

@@ -36,6 +36,7 @@ class Leg:
     trunk: TrunkLeg | None = None  # B through a carrier trunk
     challenges: int = 0  # B: the provider's 401/407 answered so far
     label: str | None = None  # who answered, for the record, when no extension did
+    confirmed: bool = False  # B: its person pressed 1 (confirm-call)
 
     @property
     def terminated(self) -> bool:

@@ -60,7 +60,9 @@ class CallSettings(_Model):
     Calls out through the trunks: ``emergency_numbers`` always route (the trunks' routes
     pick the trunk, else the first trunk) and need no permission; ``blocked_prefixes``
     are refused 403 and logged whoever dials them; ``max_trunk_calls`` caps the calls
-    through all trunks at once (in and out; each trunk's ``max_calls`` caps its own)."""
+    through all trunks at once (in and out; each trunk's ``max_calls`` caps its own).
+    ``confirm_timeout``: how long a hunt member with ``confirm = true`` has, once it
+    answered, to press 1 before it is hung up on and the hunt goes on."""
 
     ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_calls: Annotated[int, Field(ge=1, le=100_000)] = 2000
@@ -68,6 +70,7 @@ class CallSettings(_Model):
     emergency_numbers: list[Number] = ["112", "911"]
     blocked_prefixes: list[Number] = []
     max_trunk_calls: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    confirm_timeout: Annotated[float, Field(gt=0, le=120)] = 15.0
 
 
 class MediaSettings(_Model):

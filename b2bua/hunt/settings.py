@@ -70,12 +70,15 @@ class MemberSettings(_Model):
     """A member: ``"101"`` or ``{ extension = "101", start_delay = 6, ring_time = 15 }``;
     an external number rung through a trunk (a mobile): ``"external:+447700900123"`` or
     ``{ external = "+447700900123", ... }``. ``start_delay`` (staggered only) counts from
-    the caller's INVITE; ``ring_time`` overrides the group's for this member."""
+    the caller's INVITE; ``ring_time`` overrides the group's for this member; ``confirm``
+    (external members): whoever answers must press 1 before the caller is bridged, so
+    that a mobile's own voicemail never takes the group's call."""
 
     extension: ExtensionText | None = None
     external: GroupNumber | None = None
     start_delay: Annotated[float, Field(ge=0, le=86400)] | None = None
     ring_time: Seconds | None = None
+    confirm: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -90,6 +93,10 @@ class MemberSettings(_Model):
     def _one_kind(self) -> MemberSettings:
         if (self.extension is None) == (self.external is None):
             raise ValueError("give either extension or external (a number rung through a trunk)")
+        if self.confirm and self.external is None:
+            raise ValueError(
+                "confirm applies to external members (a mobile whose voicemail may answer)"
+            )
         return self
 
     @property
@@ -152,7 +159,8 @@ class GroupSettings(_Model):
             public_numbers=tuple(self.public_numbers),
             strategy=self.strategy,
             members=tuple(
-                Member(m.number, m.start_delay or 0.0, m.ring_time) for m in self.members
+                Member(m.number, m.start_delay or 0.0, m.ring_time, confirm=m.confirm)
+                for m in self.members
             ),
             ring_time=self.ring_time,
             group_timeout=self.group_timeout,

@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -34,7 +35,7 @@ from b2bua.runtime.sip_tcp import TcpListener
 from b2bua.runtime.sip_udp import UdpEndpoint
 from b2bua.runtime.status_api import StatusServer
 from b2bua.runtime.store import BindingStore
-from b2bua.runtime.voicemail import VoicemailService
+from b2bua.runtime.voicemail import PROMPTS_DIRECTORY, VoicemailService
 from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.parser import ParserLimits
 from b2bua.switch import Switch, SwitchSettings
@@ -42,6 +43,7 @@ from b2bua.transaction.timers import TimerSettings
 from b2bua.trunk.settings import Trunk
 from media.commands import MediaCommand, MediaReport, MessageRecorded
 from media.host import MediaHost
+from media.prompts import CONFIRM_FILE, CONFIRM_TEXT, default_greeting
 
 #: The media host's RTP timeout when the config turns it off (0): about 30 years.
 NO_RTP_TIMEOUT: Final = 1e9
@@ -81,6 +83,16 @@ class Server:
         if isinstance(report, MessageRecorded) and self.voicemail is not None:
             self.voicemail.recorded(report)  # mail it, and the lamp's counts first
         self._feed(report)
+
+    async def _confirm_prompt(self) -> str | None:
+        """The prompt a member with ``confirm = true`` hears (made once, in the executor),
+        or None when no member must confirm."""
+        groups = self.config.groups.values()
+        if not any(member.confirm for group in groups for member in group.members):
+            return None
+        folder = self.data_dir / PROMPTS_DIRECTORY
+        made = partial(default_greeting, folder, text=CONFIRM_TEXT, name=CONFIRM_FILE)
+        return str(await asyncio.get_running_loop().run_in_executor(None, made))
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -140,6 +152,7 @@ class Server:
             rtp_timeout=config.media.rtp_timeout or NO_RTP_TIMEOUT,
             recordings=self.voicemail,
             prompts=self.voicemail.prompts,
+            confirm_prompt=await self._confirm_prompt(),
         )
         bindings = self.store.load_bindings(time.time())
         self.driver.feed(StateLoaded(bindings=tuple(bindings)))

@@ -241,18 +241,21 @@ def forward_target(
     company: str,
     hide: bool,
     reason: str,
+    confirm: bool = False,
 ) -> Target:
     """The leg of a call forwarded out through ``route`` to hunt member ``member``:
     From and P-Asserted-Identity show the original ``caller`` when the trunk allows it
     (``forward_caller_id``) and it is a number, else the ``company`` number; Diversion
-    (RFC 5806) names the company number the call was for, and why it left."""
+    (RFC 5806) names the company number the call was for, and why it left. ``confirm``:
+    the person who answers must press 1 before the caller is bridged."""
     trunk = route.trunk
     shown = caller if trunk.settings.forward_caller_id and _is_number(caller) else company
     leg = trunk_target(replace(route, caller_id=shown, hide=hide), caller_name)
     assert leg.trunk is not None
     diversion = f"<{provider_uri(trunk, company)}>;reason={reason};counter=1"
     headers = (*leg.trunk.headers, ("Diversion", diversion))
-    return replace(leg, trunk=replace(leg.trunk, headers=headers, member=member))
+    forwarded = replace(leg.trunk, headers=headers, member=member, confirm=confirm)
+    return replace(leg, trunk=forwarded)
 
 
 def _is_number(text: str) -> bool:

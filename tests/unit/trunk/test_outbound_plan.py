@@ -253,3 +253,10 @@ def test_a_member_is_an_extension_or_an_external_number_not_both() -> None:
 def test_emergency_numbers_may_not_be_internal_numbers() -> None:
     with pytest.raises(ValidationError, match="112 is also an internal number"):
         Config.model_validate({"extensions": {"112": {"password": "secret-0101"}}})
+
+
+def test_confirm_is_for_external_members_only() -> None:
+    with pytest.raises(ValidationError, match="confirm applies to external members"):
+        MemberSettings.model_validate({"extension": "101", "confirm": True})
+    member = MemberSettings.model_validate({"external": "+447700900123", "confirm": True})
+    assert (member.number, member.confirm) == ("external:+447700900123", True)

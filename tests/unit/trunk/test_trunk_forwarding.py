@@ -11,7 +11,8 @@ from b2bua.hunt.model import Hangup, HuntGroup, Member, Strategy, ToExternal
 from b2bua.registrar.settings import Extension
 from b2bua.sip.message import Request, make_response
 from b2bua.trunk.settings import Trunk, TrunkSettings
-from tests.unit.call.harness import Net, OutCall, Phone
+from media.commands import ConfirmAnswer, DigitPressed, StopConfirm
+from tests.unit.call.harness import InCall, Net, OutCall, Phone
 
 PROVIDER = "198.51.100.200"
 SHOP_NUMBER = "+15550200"
@@ -144,3 +145,86 @@ def test_a_withheld_caller_stays_withheld_when_forwarded() -> None:
     invite = provider.take_request("INVITE")
     assert str(invite.from_.uri) == "sip:anonymous@anonymous.invalid"
     assert invite.headers.get("privacy") == "id"
+
+
+# -- confirm-call: the person who answers a mobile member presses 1 first
+
+
+def confirming_net(**changes: Any) -> tuple[Net, Phone, Phone, OutCall, Request]:
+    mobile = Member(f"external:{MOBILE}", confirm=True)
+    group = shop(members=(mobile,), **changes)
+    net, provider, customer = network(group)
+    call = customer.invite(SHOP_NUMBER)
+    invite = provider.take_request("INVITE")
+    provider.respond(invite, 180, tag="mobile-1")
+    customer.take_response("180 INVITE")
+    response = make_response(invite, 200, to_tag="mobile-1")
+    response.headers.add("Contact", f"<sip:{MOBILE}@{PROVIDER}:5060>")
+    response.headers.add("Content-Type", "application/sdp")
+    response.body = provider.sdp()
+    provider.send(response)
+    provider.take("ACK")  # the mobile's answer is taken at once...
+    customer.assert_nothing()  # ...but the caller is not bridged: still ringing
+    return net, provider, customer, call, invite
+
+
+def test_the_answering_mobile_hears_the_prompt_and_1_bridges_the_caller() -> None:
+    net, provider, customer, call, _ = confirming_net()
+    asked = net.media_of(ConfirmAnswer)
+    assert len(asked) == 1
+    command = asked[0][1]
+    assert isinstance(command, ConfirmAnswer)
+    assert command.remote == provider.media_address
+    assert (command.payload_type, command.event_payload_type) == (0, 101)
+    net.run(3)
+    net.feed(DigitPressed(session_id=command.session_id, digit="2"))  # not the key
+    customer.assert_nothing()
+    net.feed(DigitPressed(session_id=command.session_id, digit="1"))
+    call.ack(customer.take_response("200 INVITE"))
+    assert len(net.media_of(StopConfirm)) == 1
+    call.bye()
+    provider.respond(provider.take_request("BYE"), 200)
+    customer.take_response("200 BYE")
+    record = net.records[-1][1]
+    assert record.answered_by == f"external:{MOBILE}"
+    net.assert_idle()
+
+
+def test_a_machine_that_never_presses_1_is_not_bridged() -> None:
+    net, provider, customer, call, _ = confirming_net()
+    net.run(14.9)
+    customer.assert_nothing()
+    provider.assert_nothing()
+    net.run(0.1)  # the confirm timeout (15 s): hang up on the mobile's voicemail
+    bye = provider.take_request("BYE")
+    assert len(net.media_of(StopConfirm)) == 1
+    provider.respond(bye, 200)
+    # The member failed: the group's no-answer destination refuses the caller (480).
+    refused = customer.take_response("480 INVITE")
+    call.ack(refused)
+    record = net.records[-1][1]
+    assert record.answered_by is None
+    assert record.duration == 0.0
+    net.run(60)
+    net.assert_idle()
+
+
+def test_1_by_sip_info_confirms_as_well() -> None:
+    _, provider, customer, call, invite = confirming_net()
+    mobile_side = InCall(provider, invite, "mobile-1")
+    info = mobile_side.dialog.send(
+        "INFO", body=b"Signal=1\r\nDuration=160\r\n", content_type="application/dtmf-relay"
+    )
+    assert provider.take_response("200 INFO").cseq.number == info.cseq.number
+    call.ack(customer.take_response("200 INVITE"))
+
+
+def test_the_caller_hanging_up_during_the_confirmation_ends_it() -> None:
+    net, provider, customer, call, _ = confirming_net()
+    call.cancel()
+    customer.take_response("200 CANCEL")
+    call.ack(customer.take_response("487 INVITE"))
+    provider.respond(provider.take_request("BYE"), 200)
+    assert len(net.media_of(StopConfirm)) == 1
+    net.run(60)
+    net.assert_idle()
