@@ -62,6 +62,7 @@ from b2bua.call.routing import (
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
+from b2bua.dialog import SessionState
 from b2bua.dialog.routing import LocalAddress
 from b2bua.events import (
     CloseConnection,
@@ -998,6 +999,13 @@ class Switch:
 
     def _drop_call(self, call: Call, now: float) -> list[Output]:
         out: list[Output] = [CloseSession(session_id=call.session_id)]
+        key = call.a.invite_key
+        if key is not None and call.a_session.state in (SessionState.INITIAL, SessionState.EARLY):
+            # The caller is still waiting for its INVITE's answer: 500, not silence.
+            response = self._response(call.invite, StatusCode.SERVER_INTERNAL_ERROR)
+            response.headers.add("Retry-After", "5")
+            with contextlib.suppress(LocalProtocolError):
+                out += self._respond(key, response, now)
         if not call.is_ended:
             out += self._call_actions(call, [CallEnded(call.failed(now))], now)
         self._forget_call(call, now)
