@@ -403,7 +403,7 @@ class HuntDesk:
         timeout = self._ring_timeout
         no_answer = Hangup(StatusCode.TEMPORARILY_UNAVAILABLE)
         return HuntGroup(
-            name=f"extension:{number}",
+            name=number if external_number(number) is not None else f"extension:{number}",
             members=(Member(number),),
             strategy=Strategy.RING_ALL,
             ring_time=timeout,
