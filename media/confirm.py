@@ -20,13 +20,17 @@ import structlog
 
 from media.commands import Address, ConfirmAnswer, DigitPressed, MediaReport
 from media.dtmf import DigitDetector, DtmfError, parse_event
-from media.player import Clip, PromptPlayer
+from media.player import Clip, PromptPlayer, silence
 from media.rtp import RtpError, parse_header
 
 log: Final = structlog.get_logger(__name__)
 
 #: Silence between two plays of the prompt, in seconds.
 REPEAT_PAUSE: Final = 1.5
+#: Plays of the prompt in one stream: more than any confirm_timeout lets through.
+REPEATS: Final = 60
+#: The pause, as a clip shared by every confirmation (encoded once per payload type).
+_PAUSE: Final = Clip(silence(REPEAT_PAUSE))
 _MAX_DATAGRAM: Final = 2048
 
 
@@ -79,11 +83,17 @@ class Confirmation:
         return self.command.remote
 
     def play(self, clips: Sequence[Clip]) -> None:
-        """Start the prompt (``clips`` in order), repeated until :meth:`stop`."""
+        """Start the prompt (``clips`` in order), repeated until :meth:`stop`. The plays
+        are one RTP stream (one SSRC, sequence numbers and timestamps running on across
+        the pauses), as a jitter buffer expects of one source."""
         if self.is_stopped:
             return
-        self._clips = clips
-        self._start_player(self._loop.time())
+        self._clips = (*clips, _PAUSE) * REPEATS
+        at = self._loop.time()
+        self._player = PromptPlayer(
+            self._clips, payload_type=self.command.payload_type, rng=self._rng, now=at
+        )
+        self._timer = self._loop.call_at(at, self._on_play)
 
     def stop(self) -> None:
         """Stop playing and listening (idempotent); side B's socket stays open."""
@@ -95,12 +105,6 @@ class Confirmation:
             self._timer = None
         self._player = None
         self._loop.remove_reader(self._sock.fileno())
-
-    def _start_player(self, at: float) -> None:
-        self._player = PromptPlayer(
-            self._clips, payload_type=self.command.payload_type, rng=self._rng, now=at
-        )
-        self._timer = self._loop.call_at(at, self._on_play)
 
     def _on_play(self) -> None:
         self._timer = None
@@ -117,8 +121,6 @@ class Confirmation:
         due = player.next_due()
         if due is not None:
             self._timer = self._loop.call_at(due, self._on_play)
-            return
-        self._start_player(now + REPEAT_PAUSE)
 
     def _on_readable(self) -> None:
         try:

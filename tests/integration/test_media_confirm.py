@@ -90,9 +90,18 @@ def test_the_callee_hears_the_prompt_again_and_again_and_its_keys_are_reported(
                     assert (source, header.payload_type) == ((HOST, port_b), PCMU)
                     arrivals.append(time.monotonic())
                     ssrcs.add(header.ssrc)
+                    last = header
                 assert len(ssrcs) == 1
                 assert 0.12 <= arrivals[-1] - arrivals[0] <= 0.5  # paced at 20 ms
-                data, _ = await b.rtp.recv()  # the second play, after the pause
+                # The pause (1.5 s of silence, still sent), then the second play: one
+                # stream throughout, sequence numbers and timestamps running on.
+                pause = [parse_header((await b.rtp.recv())[0]) for _ in range(75)]
+                assert {h.ssrc for h in pause} == ssrcs
+                assert [h.sequence_number for h in pause] == [
+                    (last.sequence_number + 1 + i) & 0xFFFF for i in range(75)
+                ]
+                again = parse_header((await b.rtp.recv())[0])
+                assert again.ssrc in ssrcs
                 assert time.monotonic() - arrivals[-1] >= 1.3
                 # The mobile presses 2, then 1 (each sent four times, the last three end).
                 for seq, (timestamp, digit) in enumerate([(8000, "2"), (16000, "1")]):
