@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -427,7 +428,7 @@ def print_run(run: ProxyRun) -> None:
 
 
 def rate_search(
-    measure: Callable[[int], ProxyRun], *, start: int, step: int, repeats: int
+    measure: Callable[[int], ProxyRun], *, start: int, step: int, repeats: int, max_rate: int
 ) -> dict[int, list[ProxyRun]]:
     """bench_cps.py's rule for one system: climb until a rate fails, run the highest pass
     and the first fail ``repeats - 1`` times more, step down while the top fails most."""
@@ -441,7 +442,7 @@ def rate_search(
 
     rate = start
     print(f"sweep (load average {os.getloadavg()[0]:.2f}):", file=sys.stderr)
-    while once(rate).passed and rate + step <= MAX_RATE:
+    while once(rate).passed and rate + step <= max_rate:
         rate += step
     if repeats > 1:
         passing = [r for r, rs in runs.items() if rs[0].passed]
@@ -528,10 +529,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="one run at 100/s (smoke check)")
     parser.add_argument("--start", type=int, default=START)
     parser.add_argument("--step", type=int, default=STEP)
+    parser.add_argument("--max-rate", type=int, default=MAX_RATE, help="the climb stops here")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare-rate", type=int, default=COMPARE_RATE)
     parser.add_argument("--no-compare", action="store_true", help="Kamailio's search only")
     parser.add_argument("--children", type=int, default=CHILDREN, help="Kamailio's children")
+    parser.add_argument("--output", type=Path, default=common.RESULTS / "proxy.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     return parser.parse_args()
@@ -563,8 +566,10 @@ def main() -> int:
                 print_run(b2bua_run)
                 compare = {"kamailio": [run], "b2bua": [b2bua_run]}
         else:
-            search = rate_search(kamailio_at, start=args.start, step=args.step,
-                                 repeats=args.repeats)  # fmt: skip
+            search = rate_search(
+                kamailio_at, start=args.start, step=args.step, repeats=args.repeats,
+                max_rate=args.max_rate,
+            )  # fmt: skip
             if not args.no_compare:
                 rate = args.compare_rate
                 print(f"side by side at {rate}/s:", file=sys.stderr)
@@ -640,7 +645,8 @@ def main() -> int:
         }
     )
     if not args.quick:
-        common.write_result("proxy", result)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
     print("\n".join(table(summary)))
     if same_rate:
         print("\nside by side at the same rate:")

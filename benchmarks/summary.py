@@ -184,7 +184,7 @@ def cps_rows(cps: Result | None, proxy: Result | None) -> list[Row]:
     kam = dig(proxy, "best", "kamailio", "highest_passing_rate")
     bound = dig(proxy, "best", "kamailio", "generator_bound")
     reached = dig(proxy, "best", "kamailio", "ceiling_reached")
-    kam_text = f"Kamailio {num(kam)} calls/s"
+    kam_text = f"Kamailio {num(kam)} calls/s (bench-proxy: a separate run)"
     if bound or reached is False:
         kam_text += " (SIPp's ceiling: a lower bound)"
     rows.append(
@@ -192,7 +192,7 @@ def cps_rows(cps: Result | None, proxy: Result | None) -> list[Row]:
             "Calls/s, one core (vs Kamailio as a stateful proxy, the signalling ceiling)",
             f"{num(ours)} calls/s (bench-cps)",
             kam_text,
-            f"{times(div(ours, kam))} of the ceiling",
+            f"{share(div(ours, kam))} of the ceiling",
             "",
             ("cps", "proxy"),
         )
@@ -302,7 +302,7 @@ def soak_rows(r: Result) -> list[Row]:
             f"{num(r.get('calls_ok'))} of {num(r.get('calls'))} calls ok; RSS "
             f"{num(rss.get('after_warmup'), 1)} -> {num(rss.get('end'), 1)} MiB",
             "flat: no failed call, RSS, files, ports, tasks not growing",
-            "-",
+            f"RSS end / after warm-up: {times(div(rss.get('end'), rss.get('after_warmup')), 3)}",
             f"{'passed' if r.get('passed') else '**failed**: ' + ', '.join(r.get('faults', []))}",
             ("soak",),
         )
