@@ -172,6 +172,7 @@ class Config(_Model):
             + self._group_errors()
             + self._emergency_errors()
             + self._external_errors()
+            + self._trunk_transport_errors()
         )
         if errors:
             raise ValueError("; ".join(errors))
@@ -223,6 +224,16 @@ class Config(_Model):
             "(an extension, a group's number or [numbers]); emergency calls must reach a trunk"
             for number in self.calls.emergency_numbers
             if number in internal
+        ]
+
+    def _trunk_transport_errors(self) -> list[str]:
+        # A trunk speaks from the switch's own listening socket of its transport.
+        listening = {address.transport.value.lower() for address in self.server.listen_addresses}
+        return [
+            f"trunks.{name}.transport{CROSS_CHECK_MARK}the switch does not listen on "
+            f'{trunk.transport}: add "{trunk.transport}:HOST:PORT" to server.listen'
+            for name, trunk in self.trunks.items()
+            if trunk.transport not in listening
         ]
 
     def _external_errors(self) -> list[str]:

@@ -375,8 +375,13 @@ class Switch:
                 return self._on_bytes(data, peer, now, stream=False)
             case StreamReceived(data=data, peer=peer):
                 return self._on_bytes(data, peer, now, stream=True)
-            case ConnectionClosed():
-                return []
+            case ConnectionClosed(connection=connection):
+                trunk = self.trunks.connection_closed(connection)
+                client = None if trunk is None else self.trunks.clients.get(trunk)
+                if trunk is None or client is None:
+                    return []
+                self._log.info("trunk_connection_lost", trunk=trunk)
+                return self._trunk_actions(trunk, client.connection_lost(now), now)
             case StateLoaded(bindings=bindings):
                 restored = self.registrar.restore(bindings, now + self.wall_offset)
                 self._time_bindings(restored, [], now)
@@ -651,6 +656,8 @@ class Switch:
             message = parse_message(data, stream=stream, limits=self.settings.limits)
         except MessageParseError as exc:
             return self._on_parse_error(exc, peer, stream=stream)
+        if stream:
+            self.trunks.heard_on(peer)
         if isinstance(message, Response):
             return self._apply(self._layer.on_response(message, peer, now), now)
         self._stamp_via(message, peer)

@@ -277,9 +277,9 @@ class Server:
         for listener in self.tcp:
             if listener.send(data, peer):
                 return
-        # RFC 3261 section 18.2.2 would have us open a new connection to the sent-by;
-        # outbound TCP comes with the trunks. Until then the response is lost, and the
-        # client's transaction timers take over.
+        # A response whose connection is gone: RFC 3261 section 18.2.2 would have us open
+        # a new one to the sent-by; the response is lost, and the client's transaction
+        # timers take over. (Requests with no connection named open one: sip_tcp.)
         log.info("tcp_connection_gone", peer=str(peer))
 
     def close_connection(self, connection: ConnectionId) -> None:

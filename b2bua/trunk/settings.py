@@ -173,11 +173,9 @@ class TrunkSettings(_Model):
     @field_validator("transport")
     @classmethod
     def _valid_transport(cls, value: str) -> str:
-        if value.lower() != "udp":
-            raise ValueError(
-                f"{value!r}: only udp for now (trunks over TCP and TLS are not built yet)"
-            )
-        return "udp"
+        if value.lower() not in ("udp", "tcp"):
+            raise ValueError(f"{value!r}: expected udp or tcp (TLS is not built yet)")
+        return value.lower()
 
     @field_validator("host")
     @classmethod
@@ -298,5 +296,6 @@ class Trunk:
         networks = settings.networks
         if networks is None:
             networks = tuple(ipaddress.ip_network(a) for a in addresses)
-        peer = Peer(Transport.UDP, addresses[0], settings.port)
+        transport = Transport.TCP if settings.transport == "tcp" else Transport.UDP
+        peer = Peer(transport, addresses[0], settings.port)
         return cls(name, settings, peer, networks)
