@@ -2,7 +2,10 @@
 (a carrier trunk over TCP), over real sockets on 127.0.0.1: what is written before the
 connection is up is sent once it is, later writes reuse it, the provider's messages on it
 come in with its connection id, a closed connection is reported and the next request
-dials again, a refused one loses nothing else, and close() leaves no task."""
+dials again, a refused dial is tried again (what was written waits, and goes once the
+provider listens again: a provider restarting) until its window ends, then forgotten, a
+dialled connection closed before the provider said anything is dialled again with what
+was written on it, and close() leaves no task."""
 
 from __future__ import annotations
 
@@ -28,15 +31,16 @@ class Provider:
     """A TCP server standing in for the provider: it collects what it receives and can
     write back on the connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hang_up_first: bool = False) -> None:
+        self.hang_up_first = hang_up_first  # close the first connection unread
         self.received = bytearray()
         self.arrived = asyncio.Event()
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
         self._serving: set[asyncio.Task[object]] = set()
 
-    async def start(self) -> tuple[str, int]:
-        self.server = await asyncio.start_server(self._serve, HOST, 0)
+    async def start(self, port: int = 0) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self._serve, HOST, port)
         host, port = self.server.sockets[0].getsockname()[:2]
         return str(host), int(port)
 
@@ -45,6 +49,9 @@ class Provider:
         assert task is not None
         self._serving.add(task)
         self.writers.append(writer)
+        if self.hang_up_first and len(self.writers) == 1:
+            writer.close()  # a provider shutting down: accepted, then closed, nothing read
+            return
         while data := await reader.read(65536):
             self.received += data
             self.arrived.set()
@@ -138,7 +145,7 @@ def test_a_request_dials_the_provider_and_its_messages_come_back_on_that_connect
 def test_a_refused_connection_is_forgotten_and_the_next_request_dials_again() -> None:
     async def body() -> None:
         events = Inputs()
-        listener = TcpListener(events.feed, ParserLimits(), itertools.count(1))
+        listener = TcpListener(events.feed, ParserLimits(), itertools.count(1), redial_window=0.3)
         await listener.start(HOST, 0)
         provider = Provider()
         host, port = await provider.start()
@@ -154,5 +161,65 @@ def test_a_refused_connection_is_forgotten_and_the_next_request_dials_again() ->
             assert not listener.send(b"SIP/2.0 200 OK\r\n\r\n", gone)
         finally:
             await listener.close()
+
+    run(body)
+
+
+def test_a_refused_dial_is_tried_again_and_delivers_once_the_provider_listens() -> None:
+    async def body() -> None:
+        events = Inputs()
+        listener = TcpListener(events.feed, ParserLimits(), itertools.count(1))
+        await listener.start(HOST, 0)
+        gone = Provider()
+        host, port = await gone.start()
+        await gone.close()  # the provider restarting: nobody listens for a moment
+        peer = Peer(Transport.TCP, host, port)
+        provider = Provider()
+        try:
+            assert listener.send(OPTIONS, peer)
+            await asyncio.sleep(0.4)  # refused, tried again, refused...
+            assert listener.connecting  # still trying
+            assert listener.send(b"\r\n\r\n", peer)  # waits with the first
+            await provider.start(port)  # back on the same port
+            assert await provider.wait_for(len(OPTIONS) + 4) == OPTIONS + b"\r\n\r\n"
+            assert len(provider.writers) == 1
+            assert list(listener.outbound) == [(host, port)]
+            assert not [e for e in events if isinstance(e, ConnectionClosed)]
+        finally:
+            await listener.close()
+            await provider.close()
+
+    run(body)
+
+
+def test_a_dialled_connection_closed_before_the_provider_spoke_is_dialled_again() -> None:
+    async def body() -> None:
+        events = Inputs()
+        listener = TcpListener(events.feed, ParserLimits(), itertools.count(1))
+        await listener.start(HOST, 0)
+        provider = Provider(hang_up_first=True)
+        host, port = await provider.start()
+        peer = Peer(Transport.TCP, host, port)
+        try:
+            assert listener.send(OPTIONS, peer)
+            # The first connection is closed unread: reported, and what was written on it
+            # goes again on a second one.
+            assert await provider.wait_for(len(OPTIONS)) == OPTIONS
+            assert len(provider.writers) == 2
+            closed = [e for e in events if isinstance(e, ConnectionClosed)]
+            assert len(closed) == 1
+            # Once the provider has spoken on it, a closed connection is not dialled again.
+            provider.writers[1].write(OPTIONS)
+            await events.wait_until(lambda: any(isinstance(e, StreamReceived) for e in events))
+            provider.writers[1].close()
+            await events.wait_until(
+                lambda: len([e for e in events if isinstance(e, ConnectionClosed)]) == 2
+            )
+            await asyncio.sleep(0.2)
+            assert listener.outbound == {}
+            assert len(provider.writers) == 2
+        finally:
+            await listener.close()
+            await provider.close()
 
     run(body)
