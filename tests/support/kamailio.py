@@ -33,6 +33,28 @@
   config (``t_check_trans``); OPTIONS without a user gets 200 (keep-alives, and the
   harness's own readiness probe).
 
+**TCP** (``tcp=True``; off by default, and then the config is what it always was):
+Kamailio also listens on ``tcp:127.0.0.1:<port>`` (the same port: ``disable_tcp=no``,
+a second ``listen``), keeps idle connections for ``tcp_connection_lifetime`` (an hour,
+not the default 120 s), and a REGISTER that arrives over TCP is saved with
+``fix_nated_register()`` (nathelper; the ``received_avp`` shared with registrar): the
+binding keeps, as its ``received``, ``sip:IP:PORT;transport=tcp`` for the connection it
+came on, and its ``socket`` is Kamailio's TCP socket. ``lookup("location")`` then sets the
+destination URI to that ``received`` (the Request-URI stays the Contact), and ``t_relay()``
+finds the connection open to that address and writes the DID's INVITE on it: the call
+goes down the connection the client opened, never to a new one towards the Contact's
+listening port. That is the simplest thing that works here: no Contact rewriting
+(``set_contact_alias``/``handle_ruri_alias`` would put an ``alias`` parameter in the
+Contact the client gets back in the 200) and no RFC 5626 outbound module. An INVITE to
+a client whose connection is gone fails (Kamailio cannot dial the client's ephemeral
+port). ``tcp_accept_no_cl`` stays off: every message over TCP must carry Content-Length,
+as RFC 3261 section 18.3 demands; the CRLF CRLF keep-alive is answered with CRLF (Kamailio's
+default). Two more log lines come with TCP: ``DID <did> next hop <destination URI>``
+(what ``lookup`` chose), and ``sent <method> to <proto>:<ip>:<port> (<Call-ID>)`` as each
+request leaves (``onsend_route``), so a test can tell which connection carried a call.
+``start()`` then also waits for an OPTIONS over TCP to be answered, and ``stop()`` for the
+TCP port to be free of listeners.
+
 Every request and reply is logged one line each (``provider: ...``) to
 ``kamailio.log`` in the provider's directory; ``diagnostics()`` gives its tail for an
 assertion message.
@@ -105,6 +127,7 @@ PROBE_INTERVAL: Final = 0.1
 POLL_INTERVAL: Final = 0.05
 TAIL_CHARS: Final = 6000
 BIND_ATTEMPTS: Final = 3
+TCP_CONNECTION_LIFETIME: Final = 3605
 DEFAULT_REALM: Final = "provider.test"
 
 Algorithm = Literal["MD5", "SHA-256"]
@@ -158,10 +181,10 @@ CONFIG_TEMPLATE: Final = r"""#!KAMAILIO
 debug=2
 log_stderror=yes
 children=1
-disable_tcp=yes
+@TCP_CORE@
 disable_sctp=yes
 auto_aliases=no
-listen=udp:@HOST@:@PORT@
+listen=udp:@HOST@:@PORT@@TCP_LISTEN@
 alias="@HOST@:@PORT@"
 server_header="Server: kamailio-provider"
 user_agent_header="User-Agent: kamailio-provider"
@@ -182,6 +205,9 @@ loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "htable.so"
 loadmodule "auth.so"
+#!ifdef WITH_TCP
+loadmodule "nathelper.so"
+#!endif
 
 modparam("jsonrpcs", "transport", 4)
 modparam("jsonrpcs", "dgram_socket", "rpc.sock")
@@ -195,6 +221,12 @@ modparam("registrar", "max_expires", @MAX_EXPIRES@)
 modparam("auth", "algorithm", "@ALGORITHM@")
 modparam("htable", "htable", "users=>size=4;")
 modparam("htable", "htable", "dids=>size=4;")
+#!ifdef WITH_TCP
+# A binding saved over TCP keeps where it came from (the client's connection) as its
+# "received": lookup() then sends the call there, down that same connection.
+modparam("nathelper", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
+#!endif
 
 event_route[htable:mod-init] {
 @TABLES@
@@ -243,6 +275,12 @@ request_route {
 onreply_route {
 	xlog("L_INFO", "provider: reply $rs $rr to $rm from $si:$sp (Call-ID $ci)\n");
 }
+
+#!ifdef WITH_TCP
+onsend_route {
+	xlog("L_INFO", "provider: sent $rm to $sndto(sproto):$sndto(ip):$sndto(port) ($ci)\n");
+}
+#!endif
 
 route[RELAY] {
 	if (!t_relay()) {
@@ -304,6 +342,11 @@ route[REGISTRAR] {
 		exit;
 	}
 	consume_credentials();
+#!ifdef WITH_TCP
+	if (proto == TCP) {
+		fix_nated_register();
+	}
+#!endif
 	# save() sends the reply itself (200, 423, ...).
 	if (save("location")) {
 		xlog("L_INFO", "provider: REGISTER $tu saved, Contact $ct, Expires $hdr(Expires)\n");
@@ -337,6 +380,9 @@ route[INBOUND] {
 	$rU = $var(did);
 #!endif
 	xlog("L_INFO", "provider: DID $var(did) to $var(user) at $ru\n");
+#!ifdef WITH_TCP
+	xlog("L_INFO", "provider: DID $var(did) next hop $du\n");
+#!endif
 	route(RELAY);
 }
 
@@ -375,6 +421,13 @@ route[OUTBOUND] {
 """
 
 
+TCP_CORE: Final = f"""\
+disable_tcp=no
+# Connections live as long as a test (the default is 120 s of idleness).
+tcp_connection_lifetime={TCP_CONNECTION_LIFETIME}
+tcp_children=1"""
+
+
 def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:
     if not pattern.fullmatch(value):
         raise ValueError(f"{what} {value!r} has characters the harness does not quote")
@@ -394,6 +447,7 @@ def render_config(
     max_expires: int,
     did_in_request_uri: bool,
     host: str = HOST,
+    tcp: bool = False,
 ) -> str:
     """The kamailio.cfg text for these settings (see the module docstring)."""
     if algorithm not in ("MD5", "SHA-256"):
@@ -415,8 +469,12 @@ def render_config(
         defines.append("#!define GATEWAY")
     if did_in_request_uri:
         defines.append("#!define DID_IN_REQUEST_URI")
+    if tcp:
+        defines.append("#!define WITH_TCP")
     replacements = {
         "@DEFINES@": "\n".join(defines),
+        "@TCP_CORE@": TCP_CORE if tcp else "disable_tcp=yes",
+        "@TCP_LISTEN@": f"\nlisten=tcp:{host}:{port}" if tcp else "",
         "@TABLES@": "\n".join(lines),
         "@HOST@": host,
         "@PORT@": str(port),
@@ -462,10 +520,21 @@ def _udp_port_free(host: str, port: int) -> bool:
     return True
 
 
-def _options(host: str, port: int, call_id: str, local_port: int) -> bytes:
+def _tcp_port_free(host: str, port: int) -> bool:
+    # SO_REUSEADDR, as Kamailio binds: connections in TIME_WAIT do not count, a listener does.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _options(host: str, port: int, call_id: str, local_port: int, transport: str = "UDP") -> bytes:
     return (
         f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK-{uuid.uuid4().hex}\r\n"
+        f"Via: SIP/2.0/{transport} {HOST}:{local_port};branch=z9hG4bK-{uuid.uuid4().hex}\r\n"
         "Max-Forwards: 70\r\n"
         f"From: <sip:probe@{HOST}>;tag={uuid.uuid4().hex[:8]}\r\n"
         f"To: <sip:{host}:{port}>\r\n"
@@ -476,12 +545,13 @@ def _options(host: str, port: int, call_id: str, local_port: int) -> bytes:
 
 
 class KamailioProvider:
-    """A Kamailio carrier on ``udp:127.0.0.1:port`` (see the module docstring).
+    """A Kamailio carrier on ``udp:127.0.0.1:port``, and ``tcp:`` on the same port with
+    ``tcp=True`` (see the module docstring).
 
-    ``directory``: a new ``kamailio-*`` directory is made in it for the config and the
-    log. ``port``: None picks a free one (kept across restarts). ``gateway``: where
-    authenticated outbound INVITEs go (None: they get 503). ``dids``: DID -> username
-    of ``users``.
+        ``directory``: a new ``kamailio-*`` directory is made in it for the config and the
+        log. ``port``: None picks a free one (kept across restarts). ``gateway``: where
+        authenticated outbound INVITEs go (None: they get 503). ``dids``: DID -> username
+        of ``users``.
     """
 
     def __init__(
@@ -498,6 +568,7 @@ class KamailioProvider:
         default_expires: int = 3600,
         max_expires: int = 3600,
         did_in_request_uri: bool = False,
+        tcp: bool = False,
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
         shm_mb: int = 64,
@@ -512,6 +583,7 @@ class KamailioProvider:
         self.default_expires = default_expires
         self.max_expires = max_expires
         self.did_in_request_uri = did_in_request_uri
+        self.tcp = tcp
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.shm_mb = shm_mb
@@ -570,6 +642,7 @@ class KamailioProvider:
             default_expires=self.default_expires,
             max_expires=self.max_expires,
             did_in_request_uri=self.did_in_request_uri,
+            tcp=self.tcp,
         )
 
     def _write_config(self) -> None:
@@ -655,6 +728,8 @@ class KamailioProvider:
                     continue
                 if call_id.encode() in reply:
                     break
+        if self.tcp:
+            self._wait_tcp_ready(deadline)
         while True:
             self._check_alive("before its RPC socket answered")
             try:
@@ -665,6 +740,32 @@ class KamailioProvider:
                 time.sleep(POLL_INTERVAL)
             else:
                 return
+
+    def _wait_tcp_ready(self, deadline: float) -> None:
+        """Until an OPTIONS over a TCP connection of its own is answered on it."""
+        call_id = f"probe-tcp-{uuid.uuid4().hex}"
+        while True:
+            self._check_alive("before it answered on TCP")
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"Kamailio answered no OPTIONS over TCP within {self.start_timeout} s\n"
+                    + self.diagnostics()
+                )
+            try:
+                with socket.create_connection((HOST, self.port), timeout=PROBE_INTERVAL) as probe:
+                    local_port = probe.getsockname()[1]
+                    probe.sendall(_options(HOST, self.port, call_id, local_port, "TCP"))
+                    reply = b""
+                    while call_id.encode() not in reply:
+                        chunk = probe.recv(65535)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if call_id.encode() in reply:
+                        return
+            except OSError:  # refused, reset, or no reply in time: try again
+                pass
+            time.sleep(POLL_INTERVAL)
 
     def _check_alive(self, when: str) -> None:
         if self._process is not None and self._process.poll() is not None:
@@ -707,6 +808,12 @@ class KamailioProvider:
         while was_serving and not _udp_port_free(HOST, self.port):
             if time.monotonic() > deadline:
                 raise ProviderError(f"UDP port {self.port} still bound after Kamailio stopped")
+            time.sleep(POLL_INTERVAL)
+        while was_serving and self.tcp and not _tcp_port_free(HOST, self.port):
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"TCP port {self.port} still listened on after Kamailio stopped"
+                )
             time.sleep(POLL_INTERVAL)
         return code
 
@@ -877,6 +984,7 @@ class ProviderFactory(Protocol):
         default_expires: int = 3600,
         max_expires: int = 3600,
         did_in_request_uri: bool = False,
+        tcp: bool = False,
     ) -> KamailioProvider: ...
 
 
@@ -898,11 +1006,12 @@ def provider_factory(tmp_path: Path) -> Iterator[ProviderFactory]:
         default_expires: int = 3600,
         max_expires: int = 3600,
         did_in_request_uri: bool = False,
+        tcp: bool = False,
     ) -> KamailioProvider:
         provider = KamailioProvider(
             tmp_path, users, dids=dids, gateway=gateway, port=port, realm=realm,
             algorithm=algorithm, min_expires=min_expires, default_expires=default_expires,
-            max_expires=max_expires, did_in_request_uri=did_in_request_uri,
+            max_expires=max_expires, did_in_request_uri=did_in_request_uri, tcp=tcp,
         )  # fmt: skip
         started.append(provider)
         provider.start()
