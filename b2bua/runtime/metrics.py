@@ -236,7 +236,8 @@ def levels(state: Mapping[str, Any]) -> Iterator[Metric]:
     ports = state.get("media_ports", {})
     yield _gauge(
         "b2bua_media_ports_in_use",
-        "RTP ports the switch holds for calls (allocated from [media]).",
+        "RTP port pairs the switch holds for calls (an even RTP port from [media] and "
+        "the RTCP port above it; two per relayed call).",
         ports.get("allocated", 0),
     )
     yield _gauge(
@@ -247,6 +248,11 @@ def levels(state: Mapping[str, Any]) -> Iterator[Metric]:
     media = state.get("media", {})
     yield _gauge(
         "b2bua_media_sessions", "Media sessions (relays, voicemail) open.", media.get("sessions", 0)
+    )
+    yield _gauge(
+        "b2bua_media_sockets",
+        "UDP sockets the media host has bound (RTP and RTCP, both sides).",
+        media.get("sockets", 0),
     )
     messages = GaugeMetricFamily(
         "b2bua_voicemail_messages",
