@@ -262,10 +262,10 @@ class Server:
         name = signal.Signals(signum).name
         if signum == signal.SIGTERM and not self._stopping.is_set():
             log.info("drain_requested", signal=name)
-            self._draining = True
-        else:
+        else:  # SIGINT, or a second signal: end the calls now (with BYE), then stop
             log.info("stop_requested", signal=name)
             self._hurry.set()
+        self._draining = True
         self._stopping.set()
 
     async def serve(self) -> None:
@@ -285,7 +285,7 @@ class Server:
         log.info("draining", calls=switch.call_count, drain_timeout=timeout)
         await self._wait_calls(timeout, hurry=True)
         if switch.call_count:
-            log.warning("drain_timeout_ending_calls", calls=switch.call_count)
+            log.warning("drain_ending_calls", calls=switch.call_count, hurried=self._hurry.is_set())
             driver.run(partial(switch.end_calls, "shutting down"))
             await self._wait_calls(END_CALLS_WAIT, hurry=False)
         log.info("drained", calls_left=switch.call_count)

@@ -220,7 +220,8 @@ def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path)
         drained = log_events(switch, "drained")
         assert drained
         assert drained[0]["calls_left"] == 0
-        assert log_events(switch, "drain_timeout_ending_calls")[0]["calls"] == 1
+        [ending] = log_events(switch, "drain_ending_calls")
+        assert (ending["calls"], ending["hurried"]) == (1, False)
     finally:
         switch.stop()
     # Started again on the same data: 201's binding and the drained call's record are there.
@@ -235,3 +236,25 @@ def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path)
         )
     finally:
         again.stop()
+
+
+def test_sigint_ends_the_calls_in_progress_at_once_with_bye(tmp_path: Path) -> None:
+    """SIGINT (or a second SIGTERM) skips the drain's wait, never the BYEs."""
+    with running(tmp_path, team_config('["201"]', extra="")) as switch:
+        with (
+            callee(switch, "201", "call_uas_answer.xml", tmp_path) as member,
+            BackgroundCall.start(
+                switch, "call_uac_wait_bye.xml", tmp_path,
+                called="201", caller=CALLER, name="in-progress",
+            ) as in_progress,
+        ):  # fmt: skip
+            wait_until(lambda: answered_by(switch, "201"), 10, "201 answering")
+            os.kill(switch.pid, signal.SIGINT)
+            # Well before drain_timeout (3 s): both legs get the switch's BYE.
+            assert switch.process.wait(timeout=2.5) == 0, switch.stderr_text()[-3000:]
+            switch.exit_code = 0
+            assert in_progress.finish(timeout=10) == 0, report(tmp_path)
+            assert member.finish(timeout=10) == 0, report(tmp_path)
+        [ending] = log_events(switch, "drain_ending_calls")
+        assert (ending["calls"], ending["hurried"]) == (1, True)
+        assert log_events(switch, "drained")[0]["calls_left"] == 0
