@@ -1218,6 +1218,7 @@ class Switch:
         current = self.settings
         self._dial_plan = DialPlan(current.extensions, current.numbers, current.groups)
         self.desk.groups = current.groups
+        self.desk._ring_timeout = current.calls.ring_timeout  # an overflow to an extension
         self._call_context = replace(self._call_context, ring_timeout=current.calls.ring_timeout)
 
     # -- carrier trunks

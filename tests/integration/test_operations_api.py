@@ -9,6 +9,10 @@ import asyncio
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,7 @@ from aiohttp import ClientSession
 from prometheus_client.parser import text_string_to_metric_families
 
 from b2bua.call.records import CallRecord, Disposition
+from b2bua.cli import main
 from b2bua.config import ListenAddress, load_config
 from b2bua.runtime.server import Server
 from b2bua.sip.address import Transport
@@ -198,3 +203,31 @@ async def test_a_broken_file_is_refused_and_a_good_one_taken(api: Api) -> None:
     assert await server.reload() is True
     assert [m.number for m in server.switch.settings.groups["sales"].members] == ["102", "101"]
     assert server.reloads == 1
+
+
+def test_reload_command_sends_sighup(tmp_path: Path) -> None:
+    """To a child that waits for SIGHUP and exits 0 on it (bounded, stopped by PID)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", WAIT_FOR_SIGHUP], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        pid_file = tmp_path / "b2bua.pid"
+        pid_file.write_text(f"{child.pid}\n")
+        assert main(["reload", "--pid-file", str(pid_file)]) == 0
+        assert child.wait(timeout=10) == 0
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+WAIT_FOR_SIGHUP = """
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+print("ready", flush=True)
+signal.sigtimedwait({signal.SIGHUP}, 10) or sys.exit(1)
+"""

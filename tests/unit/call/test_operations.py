@@ -121,6 +121,31 @@ def test_reload_gives_new_calls_the_new_members_and_the_hunting_call_keeps_the_o
     assert answered_by == ["101", "102"]
 
 
+def test_reload_gives_new_calls_the_new_ring_timeout_and_the_ringing_call_keeps_its_own() -> None:
+    numbers = ("0101", "0102", "0103", "0104")
+    net = Net(extensions=extensions(*numbers), ring_timeout=60.0)
+    phones = {n: net.phone(n, password=password(n)) for n in numbers}
+    first = phones["0101"].dial("0102")
+    first_ringing = phones["0102"].incoming()
+    first_ringing.ring()
+    phones["0101"].take_response("180 INVITE")
+    settings = net.switch.settings
+    calls = settings.calls.model_copy(update={"ring_timeout": 5.0})
+    net.switch.reload(replace(settings, calls=calls))
+    second = phones["0103"].dial("0104")
+    phones["0104"].incoming().ring()
+    phones["0103"].take_response("180 INVITE")
+    net.run_until(5.0)
+    second.ack(phones["0103"].take_response("480 INVITE"))  # the new call: 5 s
+    phones["0104"].respond(phones["0104"].take_request("CANCEL"), 200)
+    net.run_until(30.0)
+    phones["0102"].assert_nothing()  # the first call still rings (60 s)
+    first_ringing.answer()
+    phones["0102"].take("ACK")
+    first.ack(phones["0101"].take_response("200 INVITE"))
+    assert [c["answered_by"] for c in net.call_list()] == ["0102"]
+
+
 def test_reload_takes_only_groups_numbers_and_calls() -> None:
     net = Net()
     before = net.switch.settings

@@ -7,10 +7,12 @@ import io
 import json
 import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from b2bua.cli import main
 from b2bua.config import Config, ConfigError, parse_config
 from b2bua.runtime.panel import panel_html, panel_state
 from b2bua.runtime.records_api import (
@@ -228,3 +230,19 @@ def test_status_token_must_look_like_a_bearer_token() -> None:
     assert any("status.token" in line for line in error.value.lines())
     with pytest.raises(ConfigError):
         config("[server]\ndrain_timeout = -1\n")
+
+
+def test_reload_command_refuses_what_it_cannot_signal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.pid"
+    assert main(["reload", "--pid-file", str(missing)]) == 1
+    assert f"cannot read {missing}" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pid"
+    garbage.write_text("not a pid\n")
+    assert main(["reload", "--pid-file", str(garbage)]) == 1
+    assert "holds no process id" in capsys.readouterr().err
+    assert main(["reload", "--pid", "1"]) == 1  # never init
+    assert "refusing process id 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reload"])  # --pid or --pid-file is required
