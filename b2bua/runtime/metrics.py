@@ -38,8 +38,10 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 _REQUEST_LINE: Final = re.compile(rb"([A-Za-z!%*_+`'~.-]+) [^ \r\n]+ SIP/2\.0\r?\n")
 # Section 7.2: Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
 _STATUS_LINE: Final = re.compile(rb"SIP/2\.0 ([1-6][0-9][0-9]) ")
-# Section 20.16: CSeq = "CSeq" HCOLON 1*DIGIT LWS Method (no compact form)
+# Section 20.16: CSeq = "CSeq" HCOLON 1*DIGIT LWS Method (no compact form). Header names
+# are case-insensitive; "CSeq" as written is looked for first (the fast path).
 _CSEQ: Final = re.compile(rb"\ncseq[ \t]*:[ \t]*[0-9]+[ \t]+([A-Za-z]+)", re.IGNORECASE)
+_CSEQ_VALUE: Final = re.compile(rb"[ \t]*:[ \t]*[0-9]+[ \t]+([A-Za-z]+)")
 _KNOWN: Final = frozenset(method.encode() for method in KNOWN_METHODS)
 OTHER: Final = "other"
 
@@ -50,7 +52,10 @@ def classify(data: bytes) -> tuple[str, str | None] | None:
     message (a CRLF keep-alive, garbage). A method we do not know counts as ``other``."""
     status = _STATUS_LINE.match(data)
     if status is not None:
-        cseq = _CSEQ.search(data)
+        at = data.find(b"\nCSeq")
+        cseq = _CSEQ_VALUE.match(data, at + 5) if at >= 0 else None
+        if cseq is None:
+            cseq = _CSEQ.search(data)
         method = cseq.group(1).upper() if cseq is not None else b""
         return _method_label(method), status.group(1).decode()
     request = _REQUEST_LINE.match(data)
@@ -75,18 +80,10 @@ class Metrics:
     def __init__(self, snapshot: Snapshot, counts: Counts) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self._requests = Counter(
-            "b2bua_sip_requests",
-            "SIP requests received (in) and sent (out), retransmissions included.",
-            ["direction", "method"],
-            registry=registry,
-        )
-        self._responses = Counter(
-            "b2bua_sip_responses",
-            "SIP responses received (in) and sent (out), by the CSeq method and status code.",
-            ["direction", "method", "status"],
-            registry=registry,
-        )
+        # Per message, on the event loop: plain dict counts (about 2 us a message with the
+        # classification, against 10 us through Counter.labels()), exported at scrape time.
+        self._requests: dict[tuple[str, str], int] = {}
+        self._responses: dict[tuple[str, str, str], int] = {}
         self._calls = Counter(
             "b2bua_calls",
             "Calls that ended, by disposition.",
@@ -108,7 +105,7 @@ class Metrics:
         )
         for disposition in Disposition:  # every disposition shows, at 0 too
             self._calls.labels(disposition=disposition.value)
-        registry.register(_Levels(snapshot, counts))
+        registry.register(_Levels(snapshot, counts, self._requests, self._responses))
 
     def sip_received(self, data: bytes) -> None:
         self._count("in", data)
@@ -122,9 +119,11 @@ class Metrics:
             return
         method, status = kind
         if status is None:
-            self._requests.labels(direction, method).inc()
+            key = (direction, method)
+            self._requests[key] = self._requests.get(key, 0) + 1
         else:
-            self._responses.labels(direction, method, status).inc()
+            answer = (direction, method, status)
+            self._responses[answer] = self._responses.get(answer, 0) + 1
 
     def call_recorded(self, record: CallRecord) -> None:
         self._calls.labels(disposition=str(record.disposition)).inc()
@@ -146,14 +145,38 @@ class Metrics:
 class _Levels(Collector):
     """Gauges read from the snapshot, and the core's own counters, at every scrape."""
 
-    def __init__(self, snapshot: Snapshot, counts: Counts) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        counts: Counts,
+        requests: Mapping[tuple[str, str], int],
+        responses: Mapping[tuple[str, str, str], int],
+    ) -> None:
         self._snapshot = snapshot
         self._counts = counts
+        self._requests = requests
+        self._responses = responses
 
     def describe(self) -> Iterable[Metric]:
         return []  # described by collect(), at scrape time
 
     def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "b2bua_sip_requests",
+            "SIP requests received (in) and sent (out), retransmissions included.",
+            labels=["direction", "method"],
+        )
+        for labels, count in sorted(self._requests.items()):
+            requests.add_metric(labels, count)
+        yield requests
+        responses = CounterMetricFamily(
+            "b2bua_sip_responses",
+            "SIP responses received (in) and sent (out), by the CSeq method and status code.",
+            labels=["direction", "method", "status"],
+        )
+        for answer, count in sorted(self._responses.items()):
+            responses.add_metric(answer, count)
+        yield responses
         counts = self._counts()
         for name, (help_text, key) in _COUNTERS.items():
             family = CounterMetricFamily(name, help_text)
