@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def test_reload_refuses_a_broken_file_and_moves_new_calls_to_new_members(tmp_pat
         with (
             callee(switch, "201", "call_uas_answer.xml", tmp_path) as first_member,
             callee(switch, "202", "call_uas_answer.xml", tmp_path) as second_member,
-            customer_call(switch, tmp_path, "first", 8.0) as first,
+            customer_call(switch, tmp_path, "first", 12.0) as first,
         ):
             wait_until(lambda: answered_by(switch, "201"), 10, "201 answering the first call")
 
@@ -177,7 +178,7 @@ def test_reload_refuses_a_broken_file_and_moves_new_calls_to_new_members(tmp_pat
         wait_until(lambda: len(records(switch)) == 2, 10, "both call records")
         first_record, second_record = records(switch)
     assert (first_record["answered_by"], first_record["end_reason"]) == ("201", "caller BYE")
-    assert first_record["duration"] >= 7.0  # up across both reloads
+    assert first_record["duration"] >= 11.0  # up across both reloads
     assert second_record["answered_by"] == "202"
     assert [m["member"] for m in second_record["hunts"][0]["members"]] == ["202"] * len(
         second_record["hunts"][0]["members"]
@@ -186,7 +187,7 @@ def test_reload_refuses_a_broken_file_and_moves_new_calls_to_new_members(tmp_pat
 
 def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    config = team_config('["201"]')
+    config = team_config('["201"]', drain_timeout=6)
     switch = start_switch(tmp_path, config, ("udp",), data_dir=data)
     try:
         with (
@@ -197,6 +198,7 @@ def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path)
             ) as in_progress,
         ):  # fmt: skip
             wait_until(lambda: answered_by(switch, "201"), 10, "201 answering")
+            signalled = time.time()  # SIPp's trace stamps are wall-clock time too
             os.kill(switch.pid, signal.SIGTERM)
             wait_until(lambda: log_events(switch, "draining"), 5, "the drain to start")
             # A new call is refused with 503 and Retry-After while the first goes on.
@@ -210,11 +212,13 @@ def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path)
             ][:1]
             assert "Retry-After: 30" in answer.text
             assert switch.is_alive()
-            # At drain_timeout (3 s) the switch hangs up both legs; both answer its BYE.
+            # At drain_timeout (6 s) the switch hangs up both legs; both answer its BYE.
             assert in_progress.finish(timeout=15) == 0, report(tmp_path)
             assert member.finish(timeout=15) == 0, report(tmp_path)
-            assert received(tmp_path / "in-progress-messages.log", "BYE")
-            assert received(member.messages_log, "BYE")
+            for log in (tmp_path / "in-progress-messages.log", member.messages_log):
+                [bye, *_] = received(log, "BYE")
+                # Not before drain_timeout (6 s), and not much after it.
+                assert 5.8 <= bye.at - signalled <= 9.0, (log.name, bye.at - signalled)
             assert switch.process.wait(timeout=15) == 0, switch.stderr_text()[-3000:]
         switch.exit_code = 0
         drained = log_events(switch, "drained")
@@ -240,7 +244,7 @@ def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path)
 
 def test_sigint_ends_the_calls_in_progress_at_once_with_bye(tmp_path: Path) -> None:
     """SIGINT (or a second SIGTERM) skips the drain's wait, never the BYEs."""
-    with running(tmp_path, team_config('["201"]', extra="")) as switch:
+    with running(tmp_path, team_config('["201"]', drain_timeout=20)) as switch:
         with (
             callee(switch, "201", "call_uas_answer.xml", tmp_path) as member,
             BackgroundCall.start(
@@ -250,8 +254,8 @@ def test_sigint_ends_the_calls_in_progress_at_once_with_bye(tmp_path: Path) -> N
         ):  # fmt: skip
             wait_until(lambda: answered_by(switch, "201"), 10, "201 answering")
             os.kill(switch.pid, signal.SIGINT)
-            # Well before drain_timeout (3 s): both legs get the switch's BYE.
-            assert switch.process.wait(timeout=2.5) == 0, switch.stderr_text()[-3000:]
+            # Well before drain_timeout (20 s): both legs get the switch's BYE.
+            assert switch.process.wait(timeout=8) == 0, switch.stderr_text()[-3000:]
             switch.exit_code = 0
             assert in_progress.finish(timeout=10) == 0, report(tmp_path)
             assert member.finish(timeout=10) == 0, report(tmp_path)

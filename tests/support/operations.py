@@ -21,12 +21,12 @@ TEAM_NUMBER: Final = "400"
 CALLER: Final = "209"  # an extension in no group
 
 
-def team_config(members: str, *, extra: str = "") -> str:
+def team_config(members: str, *, extra: str = "", drain_timeout: float = 3.0) -> str:
     """Extensions 201-203 and 209 (passwords ``secret-N``) and a linear group ``team``
     (``members``: a TOML list) on the public number 5550400 and the internal 400."""
     low, high = free_rtp_range(size=100)
     lines = [
-        '[server]\nlisten = ["udp:127.0.0.1:0"]\ndrain_timeout = 3',
+        f'[server]\nlisten = ["udp:127.0.0.1:0"]\ndrain_timeout = {drain_timeout:g}',
         f"[media]\nrtp_port_min = {low}\nrtp_port_max = {high}",
     ]
     lines += [f'[extensions."{n}"]\npassword = "{password(n)}"' for n in ("201", "202", "203")]
