@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     target = reload.add_mutually_exclusive_group(required=True)
     target.add_argument("--pid", type=int, help="the switch's process id")
     target.add_argument("--pid-file", type=Path, help="the file b2bua run --pid-file wrote")
+    reload.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        help="check this file (the one the switch runs with) first: with errors, list "
+        "them and send nothing",
+    )
 
     check = sub.add_parser("check-config", help="validate configuration files, list every error")
     check.add_argument("files", nargs="+", type=Path)
@@ -165,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "reload":
+        if args.config is not None:
+            try:
+                load_config(args.config)
+            except ConfigError as exc:
+                sys.stderr.write("\n".join(exc.lines()) + "\n")
+                sys.stderr.write("b2bua reload: not sent; the switch keeps its config\n")
+                return 2
         return _reload(args.pid, args.pid_file)
     return _run(args)
 

@@ -196,6 +196,7 @@ class Server:
                 metrics=self.metrics,
                 panel=self.panel,
                 token=config.status.token,
+                is_draining=lambda: self._draining,
             )
             await self.status.start(*parse_http_listen(status_listen))
             status_address = self.status.address

@@ -3,7 +3,8 @@ switch's snapshot as JSON; ``GET /calls`` the latest call detail records, newest
 as JSON or CSV, filtered by time, number or member (:mod:`b2bua.runtime.records_api`);
 ``GET /metrics`` the Prometheus metrics (:mod:`b2bua.runtime.metrics`); ``GET /panel``
 the live hunt panel and ``GET /panel/events`` its event stream
-(:mod:`b2bua.runtime.panel`); ``GET /healthz`` answers ``ok``.
+(:mod:`b2bua.runtime.panel`); ``GET /healthz`` answers ``ok``, or 503 ``draining`` once
+SIGTERM asked the switch to drain (a load balancer stops sending it calls).
 
 With a ``token`` (``[status] token``) every path but ``/healthz`` wants
 ``Authorization: Bearer <token>`` (RFC 6750 section 2.1), or ``?access_token=<token>``
@@ -79,12 +80,14 @@ class StatusServer:
         metrics: Metrics | None = None,
         panel: PanelFeed | None = None,
         token: str | None = None,
+        is_draining: Callable[[], bool] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._call_records = call_records
         self._metrics = metrics
         self._panel = panel
         self._token = token
+        self._is_draining = is_draining
         self._voicemail = voicemail
         self._on_voicemail_change = on_voicemail_change
         self._runner: web.AppRunner | None = None
@@ -177,6 +180,8 @@ class StatusServer:
         return await self._panel.stream(request)
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        if self._is_draining is not None and self._is_draining():
+            return web.Response(status=503, text="draining\n", headers={"Retry-After": "30"})
         return web.Response(text="ok\n")
 
     # -- Voicemail

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def test_metric_counters_move_as_calls_happen(tmp_path: Path) -> None:
         before = metrics(switch)
         assert value(before, "b2bua_calls_total", disposition="answered") == 0
         assert value(before, "b2bua_registrations") == 0
+        assert http(switch, "/healthz") == "ok\n"
         with callee(switch, "201", "call_uas_answer.xml", tmp_path) as member:
             assert value(metrics(switch), "b2bua_registrations") == 1
             assert value(metrics(switch), "b2bua_registered_extensions") == 1
@@ -201,6 +203,9 @@ def test_sigterm_drains_then_ends_the_calls_with_bye_and_exits_0(tmp_path: Path)
             signalled = time.time()  # SIPp's trace stamps are wall-clock time too
             os.kill(switch.pid, signal.SIGTERM)
             wait_until(lambda: log_events(switch, "draining"), 5, "the drain to start")
+            with pytest.raises(urllib.error.HTTPError) as unhealthy:
+                http(switch, "/healthz")
+            assert (unhealthy.value.code, unhealthy.value.read()) == (503, b"draining\n")
             # A new call is refused with 503 and Retry-After while the first goes on.
             refused = call(
                 switch, "hunt_uac_public_expect_status.xml", tmp_path,

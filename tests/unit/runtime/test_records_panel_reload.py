@@ -246,3 +246,10 @@ def test_reload_command_refuses_what_it_cannot_signal(
     assert "refusing process id 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["reload"])  # --pid or --pid-file is required
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[groups.sales]\nstrategy = "sideways"\n')
+    # (a pid file that does not exist: were the check skipped, nothing gets a signal)
+    assert main(["reload", "--pid-file", str(missing), "--config", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "groups.sales" in err
+    assert "not sent" in err
