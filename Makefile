@@ -102,3 +102,33 @@ bench-voicemail: venv apt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage
+
+# -- issue 7: the signalling ceiling (Kamailio), the summary table, the soak, the profile
+.PHONY: bench-proxy bench-summary soak profile
+
+# `make bench` ends with these two (prerequisites added to the rule above, in this order).
+bench: bench-proxy bench-summary
+
+## make bench-proxy: calls/s through Kamailio as a stateful proxy (the signalling ceiling), b2bua side by side (about 7 minutes)
+bench-proxy: venv apt
+	$(BIN)/python benchmarks/bench_proxy.py
+
+## make bench-summary: the "Where we stand" table of benchmarks/README.md from benchmarks/results/*.json (nothing measured)
+bench-summary: venv
+	$(BIN)/python benchmarks/summary.py
+
+## make soak: 10 minutes at half the measured maximum calls/s, RTP on 1 call in 10; exits 1 when something fails or grows (SOAK_ARGS="--duration 3600 --rate 100")
+SOAK_ARGS ?=
+soak: venv apt
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+
+# py-spy (the profiler of `make profile`) in a virtual environment of its own.
+$(BENCH_BUILD)/venv-tools/.installed:
+	$(PYTHON) -m venv $(BENCH_BUILD)/venv-tools
+	$(BENCH_BUILD)/venv-tools/bin/pip install --quiet 'py-spy==0.4.3'
+	touch $@
+
+## make profile: py-spy profile of the switch at its maximum calls/s (cps.json), top 15 by own time (PROFILE_ARGS="--rate 200 --duration 60")
+PROFILE_ARGS ?=
+profile: venv apt $(BENCH_BUILD)/venv-tools/.installed
+	$(BIN)/python benchmarks/profile_switch.py $(PROFILE_ARGS)

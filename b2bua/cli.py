@@ -263,8 +263,16 @@ def _simulation_inputs(
     unregistered = _numbers(args.unregistered)
     answers = dict(parse_answer(text) for text in args.answer)
     failures = {m: (after, code) for m, after, code in (parse_fail(t) for t in args.fail)}
+    # External members (external:<number>, rung through a trunk) are always reachable
+    # for the switch, as here; they may be scripted like extensions.
+    externals = {
+        member.number
+        for group in config.groups.values()
+        for member in group.members
+        if member.external is not None
+    }
     for number in sorted(busy | dnd | unregistered | answers.keys() | failures.keys()):
-        if number not in config.extensions:
+        if number not in config.extensions and number not in externals:
             raise ValueError(f"no extension {number} in [extensions] of {args.config}")
     book = MemberBook()
     for number, ext in config.extensions.items():
@@ -274,8 +282,11 @@ def _simulation_inputs(
             dnd=ext.dnd or number in dnd,
             registered=number not in unregistered,
         )
+    for number in sorted(externals):
+        book.add(number, dnd=number in dnd, registered=number not in unregistered)
     for number in sorted(busy):
-        for _ in range(config.extensions[number].max_calls):
+        extension = config.extensions.get(number)
+        for _ in range(1 if extension is None else extension.max_calls):
             book.call_started(number)
     return book, phones(answers, failures)
 

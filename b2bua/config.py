@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from b2bua.call.settings import CallSettings, MediaSettings, Number, NumberEntry
-from b2bua.hunt.model import HuntGroup
+from b2bua.hunt.model import HuntGroup, ToExternal, parse_destination
 from b2bua.hunt.settings import GroupName, GroupSettings, build_groups, check_groups
 from b2bua.registrar.settings import Extensions, RegistrarSettings, SecuritySettings
 from b2bua.sip.address import Transport
@@ -188,6 +188,9 @@ class Config(_Model):
             self._numbers_reach_extensions()
             + self._ha1_covers_offered_algorithms()
             + self._group_errors()
+            + self._emergency_errors()
+            + self._external_errors()
+            + self._trunk_transport_errors()
         )
         if errors:
             raise ValueError("; ".join(errors))
@@ -227,6 +230,53 @@ class Config(_Model):
         mailboxes = {number: ext.has_mailbox for number, ext in self.extensions.items()}
         problems = check_groups(self.groups, mailboxes, self.numbers.keys())
         return [f"{where}{CROSS_CHECK_MARK}{what}" for where, what in problems]
+
+    def _emergency_errors(self) -> list[str]:
+        # An emergency number must leave through a trunk: an internal number of the same
+        # digits would take its calls.
+        internal = set(self.extensions) | set(self.numbers)
+        for group in self.groups.values():
+            internal |= set(group.numbers) | set(group.public_numbers)
+        return [
+            f"calls.emergency_numbers{CROSS_CHECK_MARK}{number} is also an internal number "
+            "(an extension, a group's number or [numbers]); emergency calls must reach a trunk"
+            for number in self.calls.emergency_numbers
+            if number in internal
+        ]
+
+    def _trunk_transport_errors(self) -> list[str]:
+        # A trunk speaks from the switch's own listening socket of its transport.
+        listening = {address.transport.value.lower() for address in self.server.listen_addresses}
+        return [
+            f"trunks.{name}.transport{CROSS_CHECK_MARK}the switch does not listen on "
+            f'{trunk.transport}: add "{trunk.transport}:HOST:PORT" to server.listen'
+            for name, trunk in self.trunks.items()
+            if trunk.transport not in listening
+        ]
+
+    def _external_errors(self) -> list[str]:
+        # An external member or destination leaves through a trunk: some trunk route
+        # must take its number.
+        prefixes = [route.prefix for trunk in self.trunks.values() for route in trunk.routes]
+        errors = []
+        for name, group in self.groups.items():
+            places = [
+                (f"groups.{name}.members[{index}].external", member.external)
+                for index, member in enumerate(group.members)
+                if member.external is not None
+            ]
+            places += [
+                (f"groups.{name}.destinations.{reason.value}", destination.number)
+                for reason, text in group.destinations.chosen()
+                if isinstance(destination := parse_destination(text), ToExternal)
+            ]
+            errors += [
+                f"{where}{CROSS_CHECK_MARK}no trunk route takes {number}: add a "
+                "[[trunks.NAME.routes]] whose prefix it starts with"
+                for where, number in places
+                if not any(number.startswith(prefix) for prefix in prefixes)
+            ]
+        return errors
 
     def _ha1_covers_offered_algorithms(self) -> list[str]:
         # An HA1 verifies only answers to its own algorithm; a phone that answers the

@@ -36,6 +36,7 @@ from b2bua.call.actions import (
     CallFinished,
     Disarm,
     MemberAnswered,
+    MemberConfirming,
     MemberFailed,
     MemberRinging,
     Purpose,
@@ -50,11 +51,19 @@ from b2bua.call.actions import (
 from b2bua.call.call import Call
 from b2bua.call.hunting import HuntDesk, MemberEvent
 from b2bua.call.records import Disposition
-from b2bua.call.routing import Destination, DialPlan, Reject, ToGroup, dialled_number
+from b2bua.call.routing import (
+    Destination,
+    DialPlan,
+    Reject,
+    ToExtension,
+    ToGroup,
+    dialled_number,
+)
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
 from b2bua.counters import SwitchCounters
+from b2bua.dialog import SessionState
 from b2bua.dialog.routing import LocalAddress
 from b2bua.events import (
     CloseConnection,
@@ -73,7 +82,7 @@ from b2bua.events import (
     StreamReceived,
 )
 from b2bua.hunt.engine import HuntTimer
-from b2bua.hunt.model import HuntGroup
+from b2bua.hunt.model import HuntGroup, external_number
 from b2bua.ids import BRANCH_PREFIX, IdSource
 from b2bua.registrar.auth import Authenticated, Ignored, Refused
 from b2bua.registrar.location import Registration
@@ -105,6 +114,8 @@ from b2bua.transaction.events import (
 from b2bua.transaction.keys import Side, TransactionKey
 from b2bua.transaction.layer import TransactionLayer
 from b2bua.transaction.timers import TimerName, TimerSettings
+from b2bua.trunk.outbound import OutboundPlan, ToTrunk, forward_target, trunk_target
+from b2bua.trunk.outbound import Refused as OutboundRefused
 from b2bua.trunk.registration import (
     ArmTimer,
     DisarmTimer,
@@ -130,6 +141,7 @@ from b2bua.voicemail.subscriptions import (
 from b2bua.voicemail.subscriptions import Respond as MwiRespond
 from media.commands import (
     CloseSession,
+    DigitPressed,
     Latched,
     MessageRecorded,
     PortUnavailable,
@@ -276,6 +288,13 @@ class Switch:
         # Carrier trunks: their registrations (jittered back-off from a generator seeded
         # by the secret: the core draws no randomness of its own) and inbound matching.
         self.trunks = TrunkService(settings.trunks, local, ids, random.Random(zlib.crc32(secret)))
+        self.outbound = OutboundPlan(
+            settings.trunks,
+            settings.calls,
+            settings.extensions,
+            extension_dids=_extension_dids(settings.numbers),
+            group_dids=_group_dids(settings.groups),
+        )
         self._pinging: dict[TransactionKey, QualifyDue] = {}
         self.registrar = RegistrarService(
             realm=settings.realm,
@@ -343,6 +362,7 @@ class Switch:
             timers=settings.timers,
             ring_timeout=settings.calls.ring_timeout,
             latch_any=settings.media.latch_any,
+            confirm_timeout=settings.calls.confirm_timeout,
             wall_offset=wall_offset,
         )
 
@@ -360,8 +380,13 @@ class Switch:
                 return self._on_bytes(data, peer, now, stream=False)
             case StreamReceived(data=data, peer=peer):
                 return self._on_bytes(data, peer, now, stream=True)
-            case ConnectionClosed():
-                return []
+            case ConnectionClosed(connection=connection):
+                trunk = self.trunks.connection_closed(connection)
+                client = None if trunk is None else self.trunks.clients.get(trunk)
+                if trunk is None or client is None:
+                    return []
+                self._log.info("trunk_connection_lost", trunk=trunk)
+                return self._trunk_actions(trunk, client.connection_lost(now), now)
             case StateLoaded(bindings=bindings):
                 restored = self.registrar.restore(bindings, now + self.wall_offset)
                 self._time_bindings(restored, [], now)
@@ -394,6 +419,11 @@ class Switch:
                 if call is None:
                     return []
                 return self._step(call, partial(call.message_recorded, reason, now), now)
+            case DigitPressed(session_id=session_id, digit=digit):
+                call = self._call_sessions.get(session_id)
+                if call is None:
+                    return []
+                return self._step(call, partial(call.on_digit, digit, now), now)
             case MailboxCounts(mailbox=mailbox, new=new, old=old):
                 return self._mailbox_changed(mailbox, (new, old), now)
             case Latched() | SessionStats():
@@ -566,13 +596,47 @@ class Switch:
                     self._timers.cancel(MwiExpiry(subscription))
         return out
 
-    def _devices(self, number: str) -> list[Target]:
-        """Every device registered for extension ``number`` that answers (qualify)."""
+    def _devices(self, number: str, call: Call | None = None) -> list[Target]:
+        """Every device registered for extension ``number`` that answers (qualify); for
+        an external member (``external:<number>``), the leg through its trunk."""
+        external = external_number(number)
+        if external is not None:
+            return [] if call is None else self._forward_targets(number, external, call)
         return [
             Target(number, reg.binding.contact, reg.peer)
             for reg in self.registrar.location.registrations(number)
             if reg.reachable
         ]
+
+    def _forward_targets(self, member: str, number: str, call: Call) -> list[Target]:
+        """``call`` forwarded out to ``number`` (docs/trunks.md, "Forwarding out"): the
+        caller ID is the original caller's where the trunk allows it (an extension's is
+        its own, by the trunk's policy), and Diversion names the public number the call
+        was for."""
+        route = self.outbound.forward(number)
+        if route is None:
+            call.log.warning("forward_without_route", number=number)
+            return []
+        trunk = route.trunk
+        caller = call.caller
+        own = self.settings.extensions.get(caller)
+        if own is not None:
+            caller = self.outbound.caller_id(trunk, caller)
+        callee = call.callee
+        company = callee if self._dial_plan.public(callee) is not None else ""
+        company = company or self.outbound.caller_id(trunk, "") or callee
+        privacy = (call.invite.headers.get("privacy") or "").lower()
+        hide = (own is not None and own.hide_number) or "id" in privacy or caller == "anonymous"
+        name = (own.name if own is not None else None) or call.caller_name
+        hunted = None if call.hunt is None else call.hunt.group.member(member)
+        confirm = hunted is not None and hunted.confirm
+        call.log.info("call_forwarded", trunk=trunk.name, number=route.number, member=member)
+        return [
+            forward_target(
+                route, member=member, caller=caller, caller_name=name, company=company,
+                hide=hide, reason=call.diversion_reason, confirm=confirm,
+            )
+        ]  # fmt: skip
 
     def _presence(self, number: str) -> None:
         """The registrar changed ``number``'s bindings or their reachability: tell the book."""
@@ -597,6 +661,8 @@ class Switch:
             message = parse_message(data, stream=stream, limits=self.settings.limits)
         except MessageParseError as exc:
             return self._on_parse_error(exc, peer, stream=stream)
+        if stream:
+            self.trunks.heard_on(peer)
         if isinstance(message, Response):
             return self._apply(self._layer.on_response(message, peer, now), now)
         self._stamp_via(message, peer)
@@ -758,6 +824,7 @@ class Switch:
         """A new call: route the dialled number (public numbers need no authentication,
         everything else an authenticated extension), then ring the destination."""
         caller_extension: str | None = None
+        destination: Destination | ToTrunk | None
         trunk, dialled, destination = self._inbound_route(request, peer)
         if destination is None:
             match self.registrar.authenticate(request, peer, now):
@@ -768,6 +835,11 @@ class Switch:
                 case Authenticated(username=username):
                     caller_extension = username
             destination = self._dial_plan.route(dialled)
+            if destination == Reject(StatusCode.NOT_FOUND):
+                out = self._route_out(request, peer, dialled, username)
+                if out is not None:
+                    destination = out
+                    trunk = out.trunk if isinstance(out, ToTrunk) else None
         if isinstance(destination, Reject):
             return self._reply(request, key, destination.status, now, reason=destination.reason)
         if len(self._calls) >= self.settings.calls.max_calls:
@@ -775,31 +847,76 @@ class Switch:
             return self._reply(
                 request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
             )
-        if trunk is not None and not self.trunks.has_room(trunk):
-            self._log.warning("trunk_call_limit_reached", trunk=trunk.name)
+        outbound = destination if isinstance(destination, ToTrunk) else None
+        if trunk is not None and self._trunk_full(trunk, outbound):
             return self._reply(
                 request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=[("Retry-After", "5")]
             )
         group = destination.name if isinstance(destination, ToGroup) else None
-        number = None if isinstance(destination, ToGroup) else destination.number
+        number = destination.number if isinstance(destination, ToExtension) else None
         if number is not None and self.desk.is_busy(number):
             return self._reply(request, key, StatusCode.BUSY_HERE, now)
+        ref = self._next_call
+        self._next_call += 1
+        caller = caller_extension or _user_of(request)
+        callee = dialled or number or ""
+        made = self._new_call(request, key, peer, now, ref=ref, caller=caller, callee=callee)
+        if not isinstance(made, Call):
+            return made
+        call = made
+        self._calls[ref] = call
+        if trunk is not None:
+            self.trunks.admit(trunk, ref)
+        for call_id, tag, leg in call.dialog_ids():
+            self._call_dialogs[(call_id, tag)] = (call, leg)
+        self._call_invites[key] = call
+        self._call_sessions[call.session_id] = call
+        self.desk.admit(call, caller_extension)
+
+        def begin() -> list[CallAction]:
+            if group is not None:
+                # The seed of a random hunt, from the Call-ID: logged, and replayable
+                # with b2bua simulate --seed.
+                seed = zlib.crc32(request.call_id.encode())
+                return self.desk.start(call, group, seed, now)
+            if outbound is not None:
+                extension = self.settings.extensions.get(caller_extension or "")
+                name = (extension.name if extension else None) or call.caller_name
+                return call.start([trunk_target(outbound, name)], now)
+            assert number is not None
+            targets = self._devices(number)
+            if targets:
+                self.desk.ringing(call, number)
+            return call.start(targets, now)
+
+        return self._step(call, begin, now)
+
+    def _new_call(
+        self,
+        request: Request,
+        key: TransactionKey,
+        peer: Peer,
+        now: float,
+        *,
+        ref: int,
+        caller: str,
+        callee: str,
+    ) -> Call | list[Output]:
+        """The call for a new INVITE, with its two media ports, or the refusal of an
+        INVITE no call can be made of (no port left, a bad offer or header)."""
         try:
             ports = (self.ports.allocate(now), self.ports.allocate(now))
         except PortsExhausted:
             self._log.warning("media_ports_exhausted")
             return self._reply(request, key, StatusCode.SERVICE_UNAVAILABLE, now)
-        ref = self._next_call
-        self._next_call += 1
-        caller = caller_extension or _user_of(request)
         try:
-            call = Call(
+            return Call(
                 ref=ref,
                 invite=request,
                 invite_key=key,
                 peer=peer,
                 caller=caller,
-                callee=dialled or number or "",
+                callee=callee,
                 ports=ports,
                 context=self._call_context,
                 ids=self._ids,
@@ -821,28 +938,42 @@ class Switch:
             self._release_ports(ports)
             status = error.status_hint or StatusCode.BAD_REQUEST
             return self._reply(request, key, status, now)
-        self._calls[ref] = call
-        if trunk is not None:
-            self.trunks.admit(trunk, ref)
-        for call_id, tag, leg in call.dialog_ids():
-            self._call_dialogs[(call_id, tag)] = (call, leg)
-        self._call_invites[key] = call
-        self._call_sessions[call.session_id] = call
-        self.desk.admit(call, caller_extension)
 
-        def begin() -> list[CallAction]:
-            if group is not None:
-                # The seed of a random hunt, from the Call-ID: logged, and replayable
-                # with b2bua simulate --seed.
-                seed = zlib.crc32(request.call_id.encode())
-                return self.desk.start(call, group, seed, now)
-            assert number is not None
-            targets = self._devices(number)
-            if targets:
-                self.desk.ringing(call, number)
-            return call.start(targets, now)
+    def _route_out(
+        self, request: Request, peer: Peer, dialled: str | None, extension: str
+    ) -> ToTrunk | Reject | None:
+        """An authenticated extension's call to a number of no internal destination:
+        through a trunk, refused (blocked, not permitted; logged with who and from where),
+        or ``None`` (no trunk takes it: 404)."""
+        match self.outbound.route(dialled, extension):
+            case OutboundRefused(status=status, reason=reason):
+                self._log.warning(
+                    "outbound_refused", reason=reason, extension=extension,
+                    dialled=dialled, source=peer.host, call_id=request.call_id,
+                )  # fmt: skip
+                return Reject(status, reason)
+            case ToTrunk() as out:
+                self._log.info(
+                    "outbound_call", trunk=out.trunk.name, extension=extension,
+                    dialled=dialled, number=out.number, emergency=out.emergency,
+                    call_id=request.call_id,
+                )  # fmt: skip
+                return out
+            case None:
+                return None
 
-        return self._step(call, begin, now)
+    def _trunk_full(self, trunk: Trunk, outbound: ToTrunk | None) -> bool:
+        """Whether ``trunk`` (or all trunks together) carries its maximum of calls; an
+        emergency call is never refused for a cap."""
+        if outbound is not None and outbound.emergency:
+            return False
+        cap = self.settings.calls.max_trunk_calls
+        full = not self.trunks.has_room(trunk) or (
+            cap is not None and self.trunks.total_calls >= cap
+        )
+        if full:
+            self._log.warning("trunk_call_limit_reached", trunk=trunk.name)
+        return full
 
     def _inbound_route(
         self, request: Request, peer: Peer
@@ -887,6 +1018,13 @@ class Switch:
 
     def _drop_call(self, call: Call, now: float) -> list[Output]:
         out: list[Output] = [CloseSession(session_id=call.session_id)]
+        key = call.a.invite_key
+        if key is not None and call.a_session.state in (SessionState.INITIAL, SessionState.EARLY):
+            # The caller is still waiting for its INVITE's answer: 500, not silence.
+            response = self._response(call.invite, StatusCode.SERVER_INTERNAL_ERROR)
+            response.headers.add("Retry-After", "5")
+            with contextlib.suppress(LocalProtocolError):
+                out += self._respond(key, response, now)
         if not call.is_ended:
             out += self._call_actions(call, [CallEnded(call.failed(now))], now)
         self._forget_call(call, now)
@@ -933,7 +1071,7 @@ class Switch:
                     out.append(SaveCallRecord(record=record))
                 case CallFinished():
                     self._forget_call(call, now)
-                case MemberRinging() | MemberAnswered() | MemberFailed():
+                case MemberRinging() | MemberConfirming() | MemberAnswered() | MemberFailed():
                     self._member_events.append((call, action))
                 case _:
                     out.append(action)  # a media command
@@ -1217,9 +1355,20 @@ class Switch:
         )
         current = self.settings
         self._dial_plan = DialPlan(current.extensions, current.numbers, current.groups)
+        self.outbound = OutboundPlan(
+            current.trunks,
+            current.calls,
+            current.extensions,
+            extension_dids=_extension_dids(current.numbers),
+            group_dids=_group_dids(current.groups),
+        )
         self.desk.groups = current.groups
         self.desk._ring_timeout = current.calls.ring_timeout  # an overflow to an extension
-        self._call_context = replace(self._call_context, ring_timeout=current.calls.ring_timeout)
+        self._call_context = replace(
+            self._call_context,
+            ring_timeout=current.calls.ring_timeout,
+            confirm_timeout=current.calls.confirm_timeout,
+        )
 
     # -- carrier trunks
 
@@ -1300,6 +1449,28 @@ class Switch:
 
 
 _NO_KEY: Final = TransactionKey(Side.SERVER, "", "")
+
+
+def _extension_dids(numbers: Mapping[str, NumberEntry]) -> dict[str, str]:
+    """Each extension's own DID: the first public number of the table that reaches it,
+    else the first one."""
+    out: dict[str, str] = {}
+    for public in (True, False):
+        for number, entry in numbers.items():
+            if entry.public is public:
+                out.setdefault(entry.extension, number)
+    return out
+
+
+def _group_dids(groups: Mapping[str, HuntGroup]) -> dict[str, str]:
+    """Each member's group DID: the first public number of the first group (in the
+    config's order) that has one and counts it as a member."""
+    out: dict[str, str] = {}
+    for group in groups.values():
+        if group.public_numbers:
+            for member in group.members:
+                out.setdefault(member.number, group.public_numbers[0])
+    return out
 
 
 def _dialled(request: Request) -> str | None:

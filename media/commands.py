@@ -143,8 +143,39 @@ class StopMessage:
     reason: MessageStop
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmAnswer:
+    """A callee answered who must confirm before the caller is bridged (a mobile that
+    may be its own voicemail): side B stops relaying; play ``prompt`` (an 8 kHz mono
+    16-bit WAV; ``None``: the host's confirmation prompt) and a beep, again and again,
+    from side B's RTP port to ``remote`` in G.711 ``payload_type``, and report each key
+    the callee presses (RFC 4733 events of ``event_payload_type``) as
+    :class:`DigitPressed`, until :class:`StopConfirm` (or :class:`CloseSession`)."""
+
+    session_id: MediaSessionId
+    remote: Address
+    payload_type: int
+    event_payload_type: int | None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopConfirm:
+    """The confirmation is over (confirmed, refused, timed out): stop the prompt and let
+    side B relay again."""
+
+    session_id: MediaSessionId
+
+
 MediaCommand: TypeAlias = (
-    OpenSession | UpdateRemote | SwitchLegB | CloseSession | TakeMessage | StopMessage
+    OpenSession
+    | UpdateRemote
+    | SwitchLegB
+    | CloseSession
+    | TakeMessage
+    | StopMessage
+    | ConfirmAnswer
+    | StopConfirm
 )
 
 
@@ -221,4 +252,14 @@ class MessageRecorded:
     message_id: str | None
 
 
-MediaReport: TypeAlias = SessionStats | RtpTimeout | Latched | PortUnavailable | MessageRecorded
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigitPressed:
+    """The callee being asked to confirm (:class:`ConfirmAnswer`) pressed ``digit``."""
+
+    session_id: MediaSessionId
+    digit: str
+
+
+MediaReport: TypeAlias = (
+    SessionStats | RtpTimeout | Latched | PortUnavailable | MessageRecorded | DigitPressed
+)

@@ -81,6 +81,7 @@ import structlog
 from media.commands import (
     Address,
     CloseSession,
+    ConfirmAnswer,
     Latched,
     MediaCommand,
     MediaReport,
@@ -92,11 +93,13 @@ from media.commands import (
     RtpTimeout,
     SessionStats,
     Side,
+    StopConfirm,
     StopMessage,
     SwitchLegB,
     TakeMessage,
     UpdateRemote,
 )
+from media.confirm import Confirmation
 from media.player import EARLY_TOLERANCE, PCMA, PCMU, Clip, PromptPlayer
 from media.prompts import PromptLibrary
 from media.recorder import RecorderSettings, Stop, StopReason, VoicemailRecorder
@@ -225,6 +228,7 @@ class _HostedSession:
     """A relay session and the sockets the host bound for it (four; two in voicemail)."""
 
     __slots__ = (
+        "confirmation",
         "is_timed_out",
         "is_v6",
         "latch_any",
@@ -242,6 +246,7 @@ class _HostedSession:
         self.rewrites_b = False  # set at the first SwitchLegB: B's datagrams become writable
         self.is_timed_out = False  # RtpTimeout reported for the current silence
         self.voicemail: _Voicemail | None = None
+        self.confirmation: Confirmation | None = None  # side B asks its callee to confirm
 
 
 class MediaHost:
@@ -269,6 +274,7 @@ class MediaHost:
         prompts: PromptLibrary | None = None,
         rng: random.Random | None = None,
         append_interval: float = APPEND_INTERVAL,
+        confirm_prompt: str | None = None,
     ) -> None:
         if rtp_timeout <= 0 or tick <= 0 or append_interval <= 0:
             raise ValueError(
@@ -283,6 +289,7 @@ class MediaHost:
         self._prompts = prompts if prompts is not None else PromptLibrary()
         self._rng = rng if rng is not None else random.Random()
         self._append_interval = append_interval
+        self._confirm_prompt = confirm_prompt  # ConfirmAnswer's prompt by default
         self._sessions: dict[MediaSessionId, _HostedSession] = {}
         # RTP packets relayed and packets dropped by the sessions closed so far.
         self._closed_totals = (0, 0)
@@ -372,6 +379,8 @@ class MediaHost:
                 hosted = self._sessions.pop(session_id, None)
                 if hosted is None:
                     return
+                if hosted.confirmation is not None:
+                    hosted.confirmation.stop()
                 self._count_closed(hosted)
                 self._close_sockets(hosted)
                 self._defer([*hosted.relay.take_reports(), hosted.relay.stats()])
@@ -382,6 +391,10 @@ class MediaHost:
                 log.debug("media_session_closed", session_id=session_id)
             case TakeMessage():
                 self._take_message(command)
+            case ConfirmAnswer():
+                self._confirm(command)
+            case StopConfirm(session_id=session_id):
+                self._stop_confirm(session_id)
             case StopMessage(session_id=session_id, reason=reason):
                 hosted = self._sessions.get(session_id)
                 if hosted is None or hosted.voicemail is None:
@@ -522,6 +535,56 @@ class MediaHost:
                     pass
 
         self._loop.add_reader(sock.fileno(), on_readable)
+
+    # Confirmation (confirm-call).
+
+    def _confirm(self, command: ConfirmAnswer) -> None:
+        """Side B stops relaying: its callee hears the prompt, and its keys are reported."""
+        hosted = self._sessions.get(command.session_id)
+        if hosted is None or hosted.voicemail is not None or hosted.confirmation is not None:
+            log.warning("confirm_refused", session_id=command.session_id)
+            return
+        rtp_b = hosted.sockets[2]
+        self._loop.remove_reader(rtp_b.fileno())
+        confirmation = Confirmation(
+            self._loop, command, rtp_b, report=self._report_soon, rng=self._rng,
+            is_v6=hosted.is_v6,
+        )  # fmt: skip
+        hosted.confirmation = confirmation
+        prompt = command.prompt or self._confirm_prompt
+        if prompt is None:
+            beep = self._prompts.beep
+            confirmation.play((beep,))
+            return
+        clips = self._prompts.cached(prompt, command.payload_type)
+        if clips is not None:
+            confirmation.play(clips)
+            return
+        loading = self._run_blocking(self._prompts.load, prompt, command.payload_type)
+
+        def loaded(future: asyncio.Future[tuple[Clip, Clip]]) -> None:
+            if future.cancelled() or confirmation.is_stopped:
+                return
+            error = future.exception()
+            if error is not None:
+                log.error("confirm_prompt_load_failed", error=repr(error))
+                confirmation.play((self._prompts.beep,))
+                return
+            confirmation.play(future.result())
+
+        loading.add_done_callback(loaded)
+
+    def _stop_confirm(self, session_id: MediaSessionId) -> None:
+        hosted = self._sessions.get(session_id)
+        if hosted is None or hosted.confirmation is None:
+            return
+        hosted.confirmation.stop()
+        hosted.confirmation = None
+        rtp_a, _, rtp_b, _ = hosted.sockets
+        self._watch(hosted, rtp_b, rtp_a, cast(_PacketHandler, hosted.relay.on_packet), side=Side.B)
+
+    def _report_soon(self, report: MediaReport) -> None:
+        self._defer([report])
 
     # Voicemail.
 

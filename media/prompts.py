@@ -35,6 +35,8 @@ from media.wav import WavError, read_wav, write_wav
 
 __all__ = [
     "CHIME_FILE",
+    "CONFIRM_FILE",
+    "CONFIRM_TEXT",
     "GREETING_TEXT",
     "SPEECH_FILE",
     "PromptLibrary",
@@ -49,6 +51,9 @@ GREETING_TEXT: Final = (
     "Press the hash key when you are done."
 )
 SPEECH_FILE: Final = "default-greeting.wav"
+#: What a hunt member reached on a mobile hears when it must confirm (confirm-call).
+CONFIRM_TEXT: Final = "You have a call for your team. Press 1 to take it."
+CONFIRM_FILE: Final = "confirm-call.wav"
 CHIME_FILE: Final = "default-chime.wav"
 SYNTHESIS_TIMEOUT: Final = 30.0  # seconds for each of espeak-ng and sox
 _SPEECH_WPM: Final = 150  # espeak-ng's default 175 words a minute is hurried on a phone
@@ -67,11 +72,14 @@ def chime() -> bytes:
     )
 
 
-def default_greeting(directory: Path | str, *, text: str = GREETING_TEXT) -> Path:
+def default_greeting(
+    directory: Path | str, *, text: str = GREETING_TEXT, name: str = SPEECH_FILE
+) -> Path:
     """The default greeting's WAV file (8 kHz mono 16-bit) in ``directory``, made if missing.
 
-    Spoken (:data:`SPEECH_FILE`, by ``espeak-ng`` into a temporary WAV, then ``sox`` to
-    8 kHz mono 16-bit, normalised to -3 dBFS) when both programs are installed; otherwise
+    Spoken (``name``, by default :data:`SPEECH_FILE`, by ``espeak-ng`` into a temporary
+    WAV, then ``sox`` to 8 kHz mono 16-bit, normalised to -3 dBFS) when both programs are
+    installed; otherwise
     the :func:`chime` (:data:`CHIME_FILE`) and a warning saying how to get speech. The
     spoken file, once made, is kept and used; the chime is tried again for speech at the
     next start. Files appear whole (written aside, then renamed). Blocking (processes,
@@ -79,7 +87,7 @@ def default_greeting(directory: Path | str, *, text: str = GREETING_TEXT) -> Pat
     """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    speech = folder / SPEECH_FILE
+    speech = folder / name
     if speech.is_file():
         return speech
     missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]

@@ -36,6 +36,7 @@ class CallTimer(Enum):
     RING_TIMEOUT = "ring timeout"  # nobody answered in time: the caller gets 480
     CANCEL_TIMEOUT = "cancel timeout"  # RFC 3261 9.1: no final response 64*T1 after CANCEL
     SESSION_TIMER = "session timer"  # RFC 4028: refresh the caller's session, or give up
+    CONFIRM_TIMEOUT = "confirm timeout"  # the answered callee did not press 1 in time
 
 
 #: Hunt timers are filed under the call (leg CALLER) but fed to its hunt, not to the call.
@@ -119,6 +120,15 @@ class MemberRinging:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberConfirming:
+    """A device of ``extension`` answered and its person is asked to press 1 by
+    ``until`` (confirm-call): the hunt holds the member's ring open until then."""
+
+    extension: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class MemberAnswered:
     """A device of ``extension`` answered and the caller is bridged to it; ``late``: it
     answered after it was stopped (or another won) and was released, not bridged."""
@@ -146,6 +156,7 @@ CallAction: TypeAlias = (
     | CallEnded
     | CallFinished
     | MemberRinging
+    | MemberConfirming
     | MemberAnswered
     | MemberFailed
     | MediaCommand
@@ -153,13 +164,42 @@ CallAction: TypeAlias = (
 
 
 @dataclass(frozen=True, slots=True)
+class TrunkAccount:
+    """A trunk's digest credentials, to answer its provider's 401/407 (one of
+    ``password`` and an HA1; ``realm``, when set, is the only realm answered)."""
+
+    username: str
+    password: str | None = None
+    ha1_md5: str | None = None
+    ha1_sha256: str | None = None
+    realm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkLeg:
+    """How a callee leg through carrier trunk ``trunk`` is written: To and From (without
+    tag) and extra header fields (P-Asserted-Identity, Privacy, Diversion)."""
+
+    trunk: str
+    to: str
+    from_: str
+    headers: tuple[tuple[str, str], ...] = ()
+    account: TrunkAccount | None = None
+    member: str | None = None  # an external hunt member (``external:<number>``)
+    confirm: bool = False  # the person who answers must press 1 before the bridge
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One device to ring: a registered contact of extension ``extension``, reached at
-    ``peer`` (where its REGISTER came from)."""
+    ``peer`` (where its REGISTER came from). Through a trunk (``trunk`` set),
+    ``contact`` is the Request-URI at the provider and ``extension`` the number dialled
+    there."""
 
     extension: str
     contact: str
     peer: Peer
+    trunk: TrunkLeg | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +214,7 @@ class CallContext:
     timers: TimerSettings
     ring_timeout: float
     latch_any: bool = False
+    confirm_timeout: float = 15.0  # how long an answered callee has to press 1
     wall_offset: float = 0.0
 
     def local(self, peer: Peer) -> LocalAddress:

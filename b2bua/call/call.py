@@ -32,6 +32,7 @@ from b2bua.call.actions import (
     CallTimer,
     Disarm,
     MemberAnswered,
+    MemberConfirming,
     MemberFailed,
     MemberRinging,
     Purpose,
@@ -42,9 +43,10 @@ from b2bua.call.actions import (
     TimerName,
 )
 from b2bua.call.legs import Leg, Relayed, best_final_status, disposition_of
-from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, view_of
+from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, g711_of, view_of
 from b2bua.call.records import CallRecord, Disposition
 from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
+from b2bua.call.trunk_auth import answer_trunk_challenge, any_stale
 from b2bua.dialog import (
     SessionAction,
     SessionState,
@@ -85,10 +87,12 @@ from b2bua.transaction.keys import TransactionKey, client_key
 from b2bua.voicemail.settings import Mailbox
 from media.commands import (
     CloseSession,
+    ConfirmAnswer,
     MediaSessionId,
     MessageStop,
     OpenSession,
     Side,
+    StopConfirm,
     StopMessage,
     SwitchLegB,
     TakeMessage,
@@ -118,6 +122,10 @@ RELAYED_HEADERS: Final = (
 #: third party around the switch; PRACK belongs to reliable provisionals, which we never
 #: send or require; SUBSCRIBE in a call dialog is not offered.
 NOT_RELAYED: Final = frozenset({"REFER", "PRACK", "SUBSCRIBE"})
+#: A provider's challenges answered per callee leg. A challenge after our answer means the
+#: credentials are wrong, unless it says stale=true (its nonce expired): that one is
+#: answered too, up to this many in all.
+MAX_CHALLENGES: Final = 3
 
 
 class Call:
@@ -194,6 +202,11 @@ class Call:
         # mailbox (take_message); the recording runs in the media host.
         self.voicemail: str | None = None
         self._stop_digits = "#"
+        # Confirm-call: the answered callee being asked to press 1, and its SDP answer.
+        self._confirming: Leg | None = None
+        self._confirm_answer: bytes | None = None
+        # Why the call is forwarded out through a trunk (RFC 5806 Diversion reason).
+        self.diversion_reason = "follow-me"
 
     def _face(self, port: int) -> SdpFace:
         return SdpFace(self.context.media_host, port, self._ids.new_tag()[:8].encode().hex())
@@ -413,46 +426,127 @@ class Call:
         ]
 
     def _new_callee_leg(self, target: Target, offer: bytes | None) -> tuple[Leg, Request]:
-        invite = self.invite
         face = self._face(self.ports[1])
         body = b"" if offer is None else face.present(offer)
+        request = self._callee_invite(
+            target,
+            call_id=self._ids.new_call_id(),
+            from_tag=self._ids.new_tag(),
+            cseq=1,
+            body=body,
+        )
+        trunk = target.trunk
+        extension = target.extension if trunk is None else trunk.member
+        leg = Leg(len(self.legs), self._uac_session(request, target.peer), target.peer, face,
+                  extension=extension, trunk=trunk)  # fmt: skip
+        if trunk is not None:
+            leg.label = f"trunk:{trunk.trunk}"
+        leg.invite_key = client_key(request)
+        self.legs.append(leg)
+        return leg, request
+
+    def _callee_invite(
+        self,
+        target: Target,
+        *,
+        call_id: str,
+        from_tag: str,
+        cseq: int,
+        body: bytes,
+        authorization: tuple[str, str] | None = None,
+    ) -> Request:
+        """The INVITE of a callee leg: to an extension's contact, or through a trunk with
+        its To, From and header fields (and ``authorization`` answering its provider)."""
         domain = self.context.domain
-        caller = self.caller_name
-        from_uri = f"<sip:{self.caller}@{domain}>"
-        from_ = f'"{_quoted(caller)}" {from_uri}' if caller else from_uri
-        branch = self._ids.new_branch()
-        extra = [
-            ("Allow", ALLOW),
-            ("User-Agent", self.context.user_agent),
-        ]
+        trunk = target.trunk
+        if trunk is None:
+            caller = self.caller_name
+            from_uri = f"<sip:{self.caller}@{domain}>"
+            from_ = f'"{_quoted(caller)}" {from_uri}' if caller else from_uri
+            to = f"<sip:{target.extension}@{domain}>"
+            extra = [("Allow", ALLOW), ("User-Agent", self.context.user_agent)]
+        else:
+            from_, to = trunk.from_, trunk.to
+            extra = [("Allow", ALLOW), ("User-Agent", self.context.user_agent), *trunk.headers]
+        if authorization is not None:
+            extra.append(authorization)
         request = build_request(
             "INVITE",
             remote_target=target.contact,
             route_set=[],
-            via=self.context.local(target.peer).via(branch),
-            from_=f"{from_};tag={self._ids.new_tag()}",
-            to=f"<sip:{target.extension}@{domain}>",
-            call_id=self._ids.new_call_id(),
-            cseq=1,
+            via=self.context.local(target.peer).via(self._ids.new_branch()),
+            from_=f"{from_};tag={from_tag}",
+            to=to,
+            call_id=call_id,
+            cseq=cseq,
             contact=self.context.contact(target.peer),
             body=body,
             content_type=SDP if body else None,
             extra_headers=extra,
         )
-        max_forwards = invite.max_forwards
+        max_forwards = self.invite.max_forwards
         if max_forwards is not None:
             request.headers.set("Max-Forwards", str(max(min(max_forwards - 1, 70), 0)))
+        return request
+
+    def _uac_session(self, request: Request, peer: Peer) -> UacInviteSession:
         session = UacInviteSession(
             request,
-            local_address=self.context.local(target.peer),
+            local_address=self.context.local(peer),
             ids=self._ids,
             timers=self.context.timers,
         )
         session.capabilities = (("Allow", ALLOW),)
-        leg = Leg(len(self.legs), session, target.peer, face, extension=target.extension)
+        return session
+
+    def _answer_challenge(self, leg: Leg, response: Response) -> list[CallAction] | None:
+        """A trunk's provider asked a callee leg for credentials (401/407): send the
+        INVITE again with the trunk's (same Call-ID and From tag, CSeq + 1, RFC 3261
+        section 22.2), once per leg and only while the call still wants the leg. ``None``
+        when the challenge is not answered (the response then fails the leg as any)."""
+        trunk = leg.trunk
+        account = None if trunk is None else trunk.account
+        if (
+            trunk is None
+            or account is None
+            or leg.challenges >= MAX_CHALLENGES
+            or leg.cancel_wanted
+            or self._hanging_up
+            or self.winner is not None
+        ):
+            return None
+        sent = leg.session.invite
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        values = response.headers.get_all(header.lower())
+        if leg.challenges and not any_stale(values):
+            self.log.warning("trunk_credentials_refused", trunk=trunk.trunk, leg=leg.index)
+            return None
+        authorization = answer_trunk_challenge(
+            account,
+            values,
+            method="INVITE",
+            uri=sent.uri,
+            cnonce=self._ids.new_tag(),
+        )
+        if authorization is None:
+            self.log.warning("trunk_challenge_not_answered", trunk=trunk.trunk, leg=leg.index)
+            return None
+        leg.challenges += 1
+        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        target = Target(leg.extension or "", sent.uri, leg.peer, trunk)
+        request = self._callee_invite(
+            target,
+            call_id=sent.call_id,
+            from_tag=sent.from_.tag or "",
+            cseq=sent.cseq.number + 1,
+            body=sent.body,
+            authorization=(name, authorization),
+        )
+        leg.session = self._uac_session(request, leg.peer)
         leg.invite_key = client_key(request)
-        self.legs.append(leg)
-        return leg, request
+        leg.provisional = False
+        self.log.info("trunk_challenge_answered", trunk=trunk.trunk, leg=leg.index)
+        return [SendInLeg(leg.index, request, leg.peer, Purpose.INVITE)]
 
     # -- inputs
 
@@ -465,11 +559,18 @@ class Call:
             case Purpose.INVITE:
                 assert isinstance(session, UacInviteSession)
                 actions: list[CallAction] = []
+                if response.status in (401, 407) and key == leg.invite_key:
+                    again = self._answer_challenge(leg, response)
+                    if again is not None:
+                        return again
                 if response.status < 200:
                     leg.provisional = True
                     actions += self._send_cancel(leg, now)
                 elif leg.final_status is None:
-                    leg.final_status = response.status
+                    # A callee's challenge is not the caller's to answer (its credentials
+                    # are for the switch): an unanswered 401/407 reaches it as 403.
+                    unanswered = response.status in (401, 407)
+                    leg.final_status = StatusCode.FORBIDDEN if unanswered else response.status
                 return actions + self._run(leg, session.on_response(response, now), now)
             case Purpose.CANCEL:
                 return []  # the INVITE's 487 (or its 2xx) ends the leg
@@ -607,6 +708,8 @@ class Call:
                 return actions + self._reject_caller(StatusCode.TEMPORARILY_UNAVAILABLE, now)
             case CallTimer.SESSION_TIMER:
                 return self._session_timer_due(now)
+            case CallTimer.CONFIRM_TIMEOUT:
+                return self._confirm_timed_out(leg, now)
             case CallTimer.CANCEL_TIMEOUT:
                 session = leg.session
                 if leg.terminated or not isinstance(session, UacInviteSession):
@@ -789,11 +892,15 @@ class Call:
         except SipError:
             self.log.warning("answer_with_bad_sdp", leg=leg.index)
             return self._refuse_answer(leg, "callee sent bad SDP", now)
+        trunk = leg.trunk
+        if trunk is not None and trunk.confirm and not leg.confirmed and a_session.has_offer:
+            return self._ask_to_confirm(leg, body, view, now)
+        out: list[CallAction] = self._end_confirm()
         self.winner = leg
         self.answered_at = now
         self.log.info("call_answered", leg=leg.index, extension=leg.extension)
         leg.view = view
-        out: list[CallAction] = [Disarm(CALLER, CallTimer.RING_TIMEOUT)]
+        out.append(Disarm(CALLER, CallTimer.RING_TIMEOUT))
         if leg.extension is not None:
             out.append(MemberAnswered(leg.extension))
         early = self._early_leg
@@ -808,6 +915,81 @@ class Call:
             self._owed_ack = leg  # the 2xx made the offer: the caller's ACK has the answer
         out += self._run(self.a, a_session.answer(presented, now), now)
         return out + self._refreshed(now)
+
+    # -- confirm-call: the person who answers presses 1 before the caller is bridged
+
+    def _ask_to_confirm(
+        self, leg: Leg, answer: bytes, view: MediaView, now: float
+    ) -> list[CallAction]:
+        """A callee that must confirm answered (its 2xx is ACKed): the switch plays it the
+        prompt and waits for 1, for ``confirm_timeout``; the caller keeps hearing ringing.
+        One confirmation at a time: side B has one port."""
+        try:
+            formats = g711_of(answer)
+        except SipError:
+            formats = None
+        if self._confirming is not None or formats is None or view.address is None:
+            self.log.info("confirm_impossible", leg=leg.index, member=leg.extension)
+            leg.final_status = StatusCode.TEMPORARILY_UNAVAILABLE
+            return self._run(leg, leg.session.hang_up(now), now)
+        payload_type, event_payload_type = formats
+        self._confirming, self._confirm_answer = leg, answer
+        self.log.info("confirm_asked", leg=leg.index, member=leg.extension)
+        until = now + self.context.confirm_timeout
+        held: list[CallAction] = []
+        if self.hunt is not None and leg.extension is not None:
+            held.append(MemberConfirming(leg.extension, until))
+        return [
+            *held,
+            ConfirmAnswer(
+                session_id=self.session_id,
+                remote=view.address,
+                payload_type=payload_type,
+                event_payload_type=event_payload_type,
+            ),
+            Arm(leg.index, CallTimer.CONFIRM_TIMEOUT, until),
+        ]
+
+    def on_digit(self, digit: str, now: float) -> list[CallAction]:
+        """A key from the callee asked to confirm (RFC 4733 via the media host, or INFO):
+        1 bridges it to the caller; other keys are ignored (the prompt goes on)."""
+        leg = self._confirming
+        if leg is None or self.is_ended:
+            return []
+        self.log.info("confirm_key", leg=leg.index, digit=digit)
+        if digit != "1":
+            return []
+        answer = self._confirm_answer
+        out = self._end_confirm()
+        leg.confirmed = True
+        return out + self._callee_answered(leg, answer, now)
+
+    def _confirm_timed_out(self, leg: Leg, now: float) -> list[CallAction]:
+        """Nobody pressed 1 (a mobile's own voicemail took the call): hang up on it; the
+        member failed and the hunt goes on."""
+        if leg is not self._confirming:
+            return []
+        self.log.info("confirm_timeout", leg=leg.index, member=leg.extension)
+        leg.final_status = StatusCode.TEMPORARILY_UNAVAILABLE
+        return self._end_confirm() + self._run(leg, leg.session.hang_up(now), now)
+
+    def _end_confirm(self) -> list[CallAction]:
+        leg = self._confirming
+        if leg is None:
+            return []
+        self._confirming = self._confirm_answer = None
+        return [
+            StopConfirm(session_id=self.session_id),
+            Disarm(leg.index, CallTimer.CONFIRM_TIMEOUT),
+        ]
+
+    def _confirm_request(self, leg: Leg, request: Request, now: float) -> list[CallAction]:
+        """A request from the callee being asked to confirm: INFO may carry its key."""
+        if request.method != "INFO":
+            return self._respond(leg, make_response(request, StatusCode.NOT_ACCEPTABLE_HERE))
+        out = self._respond(leg, make_response(request, StatusCode.OK))
+        digit = parse_info_dtmf(request.content_type or "", request.body.decode("latin-1"))
+        return out if digit is None else out + self.on_digit(digit, now)
 
     def _refreshed(self, now: float) -> list[CallAction]:
         """The caller's session was (re)established or refreshed: time the next step."""
@@ -882,6 +1064,8 @@ class Call:
         out: list[CallAction] = []
         if leg.cancel_sent:
             out.append(Disarm(leg.index, CallTimer.CANCEL_TIMEOUT))
+        if leg is self._confirming:
+            out += self._end_confirm()
         if leg is self.a or leg is self.winner:
             self._hanging_up = True
         if leg is self.a and reason is EndReason.REMOTE_BYE and self.answered_at is None:
@@ -962,7 +1146,7 @@ class Call:
 
     def _answered_by(self) -> str | None:
         if self.winner is not None:
-            return self.winner.extension
+            return self.winner.extension or self.winner.label
         return None if self.voicemail is None else f"voicemail:{self.voicemail}"
 
     def _end(self, reason: str, now: float) -> list[CallAction]:
@@ -1092,6 +1276,8 @@ class Call:
         dialog.on_request(request)  # DialogError: 481, 500 out of order
         if self.voicemail is not None and leg is self.a:
             return self._voicemail_request(leg, request)
+        if leg is self._confirming:
+            return self._confirm_request(leg, request, now)
         other = self._other(leg)
         if other is None or other.session.dialog is None or not other.session.dialog.is_confirmed:
             response = make_response(request, StatusCode.SERVICE_UNAVAILABLE)

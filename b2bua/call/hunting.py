@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from b2bua.call.actions import (
     CALLER,
@@ -30,6 +31,7 @@ from b2bua.call.actions import (
     CallAction,
     Disarm,
     MemberAnswered,
+    MemberConfirming,
     MemberFailed,
     MemberRinging,
     Target,
@@ -57,14 +59,19 @@ from b2bua.hunt.model import (
     OverflowReason,
     Strategy,
     ToExtension,
+    ToExternal,
     ToGroup,
     ToVoicemail,
+    external_number,
 )
 from b2bua.hunt.timeline import describe
 from b2bua.registrar.settings import Extension
 from b2bua.sip.status import StatusCode
 
-MemberEvent = MemberRinging | MemberAnswered | MemberFailed
+MemberEvent = MemberRinging | MemberConfirming | MemberAnswered | MemberFailed
+#: Calls at once to an ``external:`` overflow destination (a contact centre): its
+#: provider refuses what it cannot take.
+EXTERNAL_CALLS: Final = 10_000
 #: The switch's voicemail: take a message on ``call`` for ``mailbox`` (hunted in
 #: ``group``), as :meth:`b2bua.call.call.Call.take_message` does.
 TakeMessage = Callable[[Call, str, str | None, float], list[CallAction]]
@@ -92,7 +99,7 @@ class HuntDesk:
         self,
         groups: Mapping[str, HuntGroup],
         extensions: Mapping[str, Extension],
-        devices: Callable[[str], list[Target]],
+        devices: Callable[[str, Call | None], list[Target]],
         *,
         ring_timeout: float,
         take_message: TakeMessage | None = None,
@@ -101,6 +108,11 @@ class HuntDesk:
         self.book = MemberBook()
         for number, extension in extensions.items():
             self.book.add(number, max_calls=extension.max_calls, dnd=extension.dnd)
+        for group in groups.values():
+            for member in group.members:
+                if external_number(member.number) is not None:
+                    # A mobile: always "registered"; one call at a time through us.
+                    self.book.add(member.number, registered=True)
         # Members whose book entry changed, in order (an ordered set): the switch wakes
         # the hunts waiting for them.
         self.changed: dict[str, None] = {}
@@ -205,6 +217,10 @@ class HuntDesk:
                 return [] if hunt is None else self._carry_out(
                     call, usage, hunt.member_ringing(number, now), now
                 )  # fmt: skip
+            case MemberConfirming(extension=number, until=until):
+                if hunt is None:
+                    return []
+                return self._carry_out(call, usage, hunt.member_confirming(number, until, now), now)
             case MemberAnswered(extension=number, late=True):
                 if hunt is None:
                     return []
@@ -297,7 +313,7 @@ class HuntDesk:
                     usage.ringing.add(number)
                     self.book.ringing_started(number)
                     self._changed(number)
-                    out += call.ring_member(number, self._devices(number), now)
+                    out += call.ring_member(number, self._devices(number, call), now)
                 case StopMember(number=number):
                     self._stop_ringing(usage, number)
                     out += call.stop_member(number, now)
@@ -353,6 +369,13 @@ class HuntDesk:
                 return self._chain(call, usage, self.groups[name], now)
             case ToExtension(number=number):
                 return self._chain(call, usage, self._extension_group(number), now)
+            case ToExternal() as external:
+                busy = reason in (OverflowReason.ALL_BUSY, OverflowReason.OVER_LIMIT)
+                call.diversion_reason = "user-busy" if busy else "no-answer"
+                # Forwarded through a trunk: a member that is never busy on our side (a
+                # contact centre takes many calls; the provider says when it cannot).
+                self.book.add(external.member, max_calls=EXTERNAL_CALLS, registered=True)
+                return self._chain(call, usage, self._extension_group(external.member), now)
             case ToGroup():
                 return call.give_up(
                     StatusCode.TEMPORARILY_UNAVAILABLE,
@@ -374,12 +397,13 @@ class HuntDesk:
         return self._carry_out(call, usage, hunt.start(now), now)
 
     def _extension_group(self, number: str) -> HuntGroup:
-        """``extension:<number>`` as a destination: that extension alone, as a plain call
-        rings it (for ``calls.ring_timeout``; 486 when busy, 480 when nobody answers)."""
+        """``extension:<number>`` (or ``external:<number>``) as a destination: that member
+        alone, as a plain call rings it (for ``calls.ring_timeout``; 486 when busy, 480
+        when nobody answers)."""
         timeout = self._ring_timeout
         no_answer = Hangup(StatusCode.TEMPORARILY_UNAVAILABLE)
         return HuntGroup(
-            name=f"extension:{number}",
+            name=number if external_number(number) is not None else f"extension:{number}",
             members=(Member(number),),
             strategy=Strategy.RING_ALL,
             ring_time=timeout,

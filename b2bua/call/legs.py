@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from b2bua.call.actions import TrunkLeg
 from b2bua.call.media import MediaView, SdpFace
 from b2bua.call.records import Disposition
 from b2bua.dialog import SessionState, UacInviteSession, UasInviteSession
@@ -32,6 +33,10 @@ class Leg:
     remote_sdp: bytes | None = None  # B: the SDP of its early media
     # In-dialog requests from this leg awaiting our answer: (CSeq number, method) -> key.
     server_keys: dict[tuple[int, str], TransactionKey] = field(default_factory=dict)
+    trunk: TrunkLeg | None = None  # B through a carrier trunk
+    challenges: int = 0  # B: the provider's 401/407 answered so far
+    label: str | None = None  # who answered, for the record, when no extension did
+    confirmed: bool = False  # B: its person pressed 1 (confirm-call)
 
     @property
     def terminated(self) -> bool:

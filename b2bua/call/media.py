@@ -162,6 +162,22 @@ class OwnAnswer:
     view: MediaView
 
 
+def g711_of(sdp: bytes) -> tuple[int, int | None] | None:
+    """(voice payload type, telephone-event payload type or None) of ``sdp``'s first audio
+    stream when it speaks G.711, for the switch to talk to that side itself (confirm-call);
+    None otherwise. Raises SdpError for SDP that does not parse."""
+    sd = parse_sdp(sdp)
+    index = _first_audio(sd)
+    if index is None:
+        return None
+    media = sd.media[index]
+    voice = common_formats(media, VOICE_FORMATS)
+    if not voice:
+        return None
+    events = common_formats(media, (EVENT_FORMAT,))
+    return int(voice[0]), int(events[0]) if events else None
+
+
 def answer_as_endpoint(offer: bytes, host: str, port: int, session_id: str) -> OwnAnswer | None:
     """Answer ``offer`` as an endpoint at ``host``:``port`` (RFC 3264 section 6.1): the
     first audio stream takes the first of PCMU and PCMA in the caller's order of

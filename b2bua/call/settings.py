@@ -55,11 +55,22 @@ class CallSettings(_Model):
     ``untrusted_calls``: what a call from a source that is neither an authenticated
     extension nor a carrier trunk may reach: ``public`` numbers (the default: a provider
     that sends calls without being configured as a trunk still works), or nothing
-    (``refuse``: 403, for a switch whose every outside call comes through its trunks)."""
+    (``refuse``: 403, for a switch whose every outside call comes through its trunks).
+
+    Calls out through the trunks: ``emergency_numbers`` always route (the trunks' routes
+    pick the trunk, else the first trunk) and need no permission; ``blocked_prefixes``
+    are refused 403 and logged whoever dials them; ``max_trunk_calls`` caps the calls
+    through all trunks at once (in and out; each trunk's ``max_calls`` caps its own).
+    ``confirm_timeout``: how long a hunt member with ``confirm = true`` has, once it
+    answered, to press 1 before it is hung up on and the hunt goes on."""
 
     ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_calls: Annotated[int, Field(ge=1, le=100_000)] = 2000
     untrusted_calls: Literal["public", "refuse"] = "public"
+    emergency_numbers: list[Number] = ["112", "911"]
+    blocked_prefixes: list[Number] = []
+    max_trunk_calls: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    confirm_timeout: Annotated[float, Field(gt=0, le=120)] = 15.0
 
 
 class MediaSettings(_Model):

@@ -106,6 +106,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # ``status``: its final response
     CANCELLED = "cancelled"  # stopped by us (``reason``: why)
     ANSWERED_LATE = "answered late"  # answered after it was stopped: the call layer ends it
+    CONFIRMING = "confirming"  # answered; its person must press 1 before it wins
 
 
 class StopCause(StrEnum):
@@ -219,6 +220,18 @@ class Hunt:
         self.waiting_on = frozenset()
         stops = self._stop_all(StopCause.ANSWERED_ELSEWHERE, now)
         return [ConnectMember(number), *stops, *self._disarm_all()]
+
+    def member_confirming(self, number: str, until: float, now: float) -> list[HuntAction]:
+        """A 2xx from ``number`` whose person must confirm (press 1) by ``until``: its ring
+        is held open until then, so its own ring time does not cut the confirmation short
+        (the group timeout still does). The answer that follows a confirmation comes as
+        :meth:`member_answered`; a refusal as :meth:`member_failed`."""
+        progress = self._progress
+        if not self.is_hunting or number not in progress.ringing:
+            return []
+        progress.ringing[number] = max(progress.ringing[number], until)
+        self._note(now, number, Outcome.CONFIRMING)
+        return self._advance(now)
 
     def member_answered_late(self, number: str, now: float) -> list[HuntAction]:
         """A 2xx from ``number`` that the call layer released (it crossed our stop, or

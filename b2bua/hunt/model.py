@@ -6,6 +6,7 @@ Strategy names are the ones FreePBX admins know (ARCHITECTURE.md, "Hunt semantic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, TypeAlias
@@ -77,11 +78,32 @@ class ToExtension:
     number: str
 
 
-Destination: TypeAlias = ToVoicemail | Hangup | ToGroup | ToExtension
+@dataclass(frozen=True, slots=True)
+class ToExternal:
+    """Forward the call out through a carrier trunk to ``number`` (a contact centre, a
+    mobile): it rings as a member named ``external:<number>`` would."""
+
+    number: str
+
+    @property
+    def member(self) -> str:
+        return f"{EXTERNAL}{self.number}"
+
+
+Destination: TypeAlias = ToVoicemail | Hangup | ToGroup | ToExtension | ToExternal
 
 DESTINATION_FORMS: Final = (
-    '"voicemail:<mailbox>", "hangup" (480), "busy" (486), "group:<name>" or "extension:<number>"'
+    '"voicemail:<mailbox>", "hangup" (480), "busy" (486), "group:<name>", '
+    '"extension:<number>" or "external:<number>"'
 )
+#: How an external member (a number reached through a trunk) is named among members.
+EXTERNAL: Final = "external:"
+_EXTERNAL_RE: Final = re.compile(r"^\+?[0-9]{1,20}$")
+
+
+def external_number(member: str) -> str | None:
+    """The number an ``external:<number>`` member dials, or None for an extension."""
+    return member.removeprefix(EXTERNAL) if member.startswith(EXTERNAL) else None
 
 
 def parse_destination(text: str) -> Destination:
@@ -99,6 +121,8 @@ def parse_destination(text: str) -> Destination:
             return ToGroup(target)
         if kind == "extension":
             return ToExtension(target)
+        if kind == "external" and _EXTERNAL_RE.match(target):
+            return ToExternal(target)
     raise ValueError(f"expected {DESTINATION_FORMS}")
 
 
@@ -127,12 +151,15 @@ def default_destinations(first_member: str, has_mailbox: bool) -> dict[OverflowR
 @dataclass(frozen=True, slots=True)
 class Member:
     """One member: an extension (all its registered devices ring together, as one
-    member). ``start_delay`` counts from the start of the round (staggered only);
-    ``ring_time`` None means the group's rule (see :mod:`b2bua.hunt.timing`)."""
+    member), or ``external:<number>`` rung through a trunk (``confirm``: the person who
+    answers must press 1 before the caller is bridged). ``start_delay`` counts from the
+    start of the round (staggered only); ``ring_time`` None means the group's rule (see
+    :mod:`b2bua.hunt.timing`)."""
 
     number: str
     start_delay: float = 0.0
     ring_time: float | None = None
+    confirm: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

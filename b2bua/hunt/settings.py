@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from b2bua.hunt.model import (
+    EXTERNAL,
     Destination,
     HuntGroup,
     Member,
@@ -27,6 +28,7 @@ from b2bua.hunt.model import (
     ToGroup,
     ToVoicemail,
     default_destinations,
+    external_number,
     parse_destination,
 )
 
@@ -65,18 +67,42 @@ Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 
 class MemberSettings(_Model):
-    """A member: ``"101"`` or ``{ extension = "101", start_delay = 6, ring_time = 15 }``.
-    ``start_delay`` (staggered only) counts from the caller's INVITE; ``ring_time``
-    overrides the group's for this member."""
+    """A member: ``"101"`` or ``{ extension = "101", start_delay = 6, ring_time = 15 }``;
+    an external number rung through a trunk (a mobile): ``"external:+447700900123"`` or
+    ``{ external = "+447700900123", ... }``. ``start_delay`` (staggered only) counts from
+    the caller's INVITE; ``ring_time`` overrides the group's for this member; ``confirm``
+    (external members): whoever answers must press 1 before the caller is bridged, so
+    that a mobile's own voicemail never takes the group's call."""
 
-    extension: ExtensionText
+    extension: ExtensionText | None = None
+    external: GroupNumber | None = None
     start_delay: Annotated[float, Field(ge=0, le=86400)] | None = None
     ring_time: Seconds | None = None
+    confirm: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _plain_number(cls, data: Any) -> Any:
-        return {"extension": data} if isinstance(data, str) else data
+        if isinstance(data, str):
+            if data.startswith(EXTERNAL):
+                return {"external": data.removeprefix(EXTERNAL)}
+            return {"extension": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MemberSettings:
+        if (self.extension is None) == (self.external is None):
+            raise ValueError("give either extension or external (a number rung through a trunk)")
+        if self.confirm and self.external is None:
+            raise ValueError(
+                "confirm applies to external members (a mobile whose voicemail may answer)"
+            )
+        return self
+
+    @property
+    def number(self) -> str:
+        """The member's name among members: its extension, or ``external:<number>``."""
+        return self.extension if self.extension is not None else f"{EXTERNAL}{self.external}"
 
 
 class GroupDestinations(_Model):
@@ -121,7 +147,7 @@ class GroupSettings(_Model):
     def to_group(self, name: str, mailboxes: Collection[str]) -> HuntGroup:
         """The runtime model; ``mailboxes``: the extensions that have a mailbox (for the
         default destinations)."""
-        first = self.members[0].extension
+        first = self.members[0].number
         chosen = default_destinations(first, first in mailboxes)
         chosen.update(
             (reason, parse_destination(text)) for reason, text in self.destinations.chosen()
@@ -133,7 +159,8 @@ class GroupSettings(_Model):
             public_numbers=tuple(self.public_numbers),
             strategy=self.strategy,
             members=tuple(
-                Member(m.extension, m.start_delay or 0.0, m.ring_time) for m in self.members
+                Member(m.number, m.start_delay or 0.0, m.ring_time, confirm=m.confirm)
+                for m in self.members
             ),
             ring_time=self.ring_time,
             group_timeout=self.group_timeout,
@@ -202,13 +229,19 @@ def _member_errors(
     seen: dict[str, int] = {}
     for index, member in enumerate(group.members):
         at = f"{where}.members[{index}]"
-        if member.extension not in mailboxes:
+        if member.extension is not None and member.extension not in mailboxes:
             errors.append((f"{at}.extension", f"no extension {member.extension} in [extensions]"))
-        if member.extension in seen:
-            first = seen[member.extension]
-            errors.append((at, f"extension {member.extension} is already members[{first}]"))
-        seen.setdefault(member.extension, index)
+        number = member.number
+        if number in seen:
+            first = seen[number]
+            errors.append((at, f"{_kind(number)} is already members[{first}]"))
+        seen.setdefault(number, index)
     return errors
+
+
+def _kind(member: str) -> str:
+    external = external_number(member)
+    return f"extension {member}" if external is None else f"external number {external}"
 
 
 def _timer_errors(where: str, group: GroupSettings) -> list[tuple[str, str]]:

@@ -20,7 +20,16 @@ from b2bua.hunt.engine import (
     StartTimer,
     StopMember,
 )
-from b2bua.hunt.model import Destination, Hangup, HuntGroup, ToExtension, ToGroup, ToVoicemail
+from b2bua.hunt.model import (
+    Destination,
+    Hangup,
+    HuntGroup,
+    ToExtension,
+    ToExternal,
+    ToGroup,
+    ToVoicemail,
+    external_number,
+)
 from b2bua.hunt.simulation import Phone, Simulation
 
 
@@ -33,10 +42,17 @@ class SimulatedCall:
     seed: int
 
 
+def _is_member(text: str) -> bool:
+    """An extension number, or ``external:<number>`` (a member rung through a trunk)."""
+    number = external_number(text)
+    digits = text if number is None else number.removeprefix("+")
+    return digits.isascii() and digits.isdigit()
+
+
 def parse_answer(text: str) -> tuple[str, float]:
     """``103@12`` -> ("103", 12.0): the member answers 12 s after it starts ringing."""
     member, sep, after = text.partition("@")
-    if not sep or not member.isdigit():
+    if not sep or not _is_member(member):
         raise ValueError(f"{text!r}: expected MEMBER@SECONDS, e.g. 103@12")
     return member, _seconds(text, after)
 
@@ -45,7 +61,7 @@ def parse_fail(text: str) -> tuple[str, float, int]:
     """``102@3:486`` -> ("102", 3.0, 486): the member answers 486 3 s after ringing."""
     member, sep, rest = text.partition("@")
     after, colon, code = rest.partition(":")
-    if not sep or not colon or not member.isdigit() or not code.isdigit():
+    if not sep or not colon or not _is_member(member) or not code.isdigit():
         raise ValueError(f"{text!r}: expected MEMBER@SECONDS:CODE, e.g. 102@3:486")
     status = int(code)
     if not 300 <= status <= 699:
@@ -107,6 +123,8 @@ def describe(destination: Destination) -> str:
             return f"group:{name}"
         case ToExtension(number=number):
             return f"extension:{number}"
+        case ToExternal(number=number):
+            return f"external:{number}"
 
 
 def action_line(action: HuntAction) -> str | None:

@@ -45,10 +45,30 @@ def _mailbox(value: Any) -> Any:
     return value
 
 
+#: What an extension may dial out (``permissions``): a category of the trunks' routes,
+#: or a number prefix (digits, optionally after +) that it may dial whatever its category.
+PERMISSION_CATEGORIES: Final = ("internal", "national", "international")
+_PERMISSION_PREFIX_RE: Final = re.compile(r"^\+?[0-9]{1,32}$")
+
+
+def _permission(value: str) -> str:
+    if value not in PERMISSION_CATEGORIES and _PERMISSION_PREFIX_RE.match(value) is None:
+        raise ValueError(
+            f"{value!r}: expected internal, national, international or a number prefix "
+            "(digits, optionally after +)"
+        )
+    return value
+
+
 class Extension(_Model):
     """One extension: a staff phone line. Either ``password`` or a precomputed HA1
     (``ha1_md5`` and/or ``ha1_sha256``: MD5/SHA-256 of ``number:realm:password``; an HA1
-    only verifies answers to challenges of its own algorithm and realm)."""
+    only verifies answers to challenges of its own algorithm and realm).
+
+    ``permissions``: what it may dial through the trunks (calls between extensions and
+    emergency numbers need none): ``national``, ``international`` (the routes'
+    categories) or number prefixes, e.g. ``["national", "+3519"]``. ``hide_number``:
+    its calls out ask the provider to withhold the caller ID (``Privacy: id``)."""
 
     name: str = ""
     password: Annotated[str, Field(min_length=8)] | None = None
@@ -58,6 +78,8 @@ class Extension(_Model):
     dnd: bool = False
     mailbox: Annotated[MailboxSettings, BeforeValidator(_mailbox)] = MailboxSettings()
     qualify: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    permissions: list[Annotated[str, AfterValidator(_permission)]] = []
+    hide_number: bool = False
 
     @model_validator(mode="after")
     def _one_secret(self) -> Extension:

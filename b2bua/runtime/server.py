@@ -45,7 +45,7 @@ from b2bua.runtime.sip_tcp import TcpListener
 from b2bua.runtime.sip_udp import UdpEndpoint
 from b2bua.runtime.status_api import StatusServer
 from b2bua.runtime.store import BindingStore
-from b2bua.runtime.voicemail import VoicemailService
+from b2bua.runtime.voicemail import PROMPTS_DIRECTORY, VoicemailService
 from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.parser import ParserLimits
 from b2bua.switch import Switch, SwitchSettings
@@ -53,6 +53,7 @@ from b2bua.transaction.timers import TimerSettings
 from b2bua.trunk.settings import Trunk
 from media.commands import MediaCommand, MediaReport, MessageRecorded
 from media.host import MediaHost
+from media.prompts import CONFIRM_FILE, CONFIRM_TEXT, default_greeting
 
 #: The media host's RTP timeout when the config turns it off (0): about 30 years.
 NO_RTP_TIMEOUT: Final = 1e9
@@ -136,6 +137,16 @@ class Server:
             self.voicemail.recorded(report)  # mail it, and the lamp's counts first
         self._feed(report)
 
+    async def _confirm_prompt(self) -> str | None:
+        """The prompt a member with ``confirm = true`` hears (made once, in the executor),
+        or None when no member must confirm."""
+        groups = self.config.groups.values()
+        if not any(member.confirm for group in groups for member in group.members):
+            return None
+        folder = self.data_dir / PROMPTS_DIRECTORY
+        made = partial(default_greeting, folder, text=CONFIRM_TEXT, name=CONFIRM_FILE)
+        return str(await asyncio.get_running_loop().run_in_executor(None, made))
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         sip = self.config.sip
@@ -178,6 +189,7 @@ class Server:
             rtp_timeout=config.media.rtp_timeout or NO_RTP_TIMEOUT,
             recordings=self.voicemail,
             prompts=self.voicemail.prompts,
+            confirm_prompt=await self._confirm_prompt(),
         )
         self.recent.extend(self._call_records(CallQuery(limit=RECENT_CALLS)))
         bindings = self.store.load_bindings(time.time())
@@ -325,6 +337,13 @@ class Server:
         settings = switch_settings(new, tuple(self.bound), self.switch.settings.trunks)
         self.switch.reload(settings)
         self.config = new
+        if self.media is not None and self.media._confirm_prompt is None:
+            # A group gained a member who must confirm: make the prompt it will hear
+            # (without it the member hears the beep alone).
+            try:
+                self.media._confirm_prompt = await self._confirm_prompt()
+            except Exception:
+                log.exception("confirm_prompt_failed")
         self.reloads += 1
         log.info("config_reloaded", path=str(path), changed=changes, calls=self.switch.call_count)
         self.changed()
@@ -388,9 +407,9 @@ class Server:
         for listener in self.tcp:
             if listener.send(data, peer):
                 return
-        # RFC 3261 section 18.2.2 would have us open a new connection to the sent-by;
-        # outbound TCP comes with the trunks. Until then the response is lost, and the
-        # client's transaction timers take over.
+        # A response whose connection is gone: RFC 3261 section 18.2.2 would have us open
+        # a new one to the sent-by; the response is lost, and the client's transaction
+        # timers take over. (Requests with no connection named open one: sip_tcp.)
         log.info("tcp_connection_gone", peer=str(peer))
 
     def close_connection(self, connection: ConnectionId) -> None:

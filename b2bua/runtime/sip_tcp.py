@@ -3,6 +3,11 @@
 Messages are framed by Content-Length; a framing error (missing or bad Content-Length,
 an oversized header block) closes that connection, since the stream cannot be
 re-synchronised. A CRLF CRLF keep-alive is answered with CRLF (RFC 5626 section 3.5.1).
+
+Connections are accepted (phones) or opened (a carrier trunk over TCP): a request the
+switch sends to a peer with no connection named goes on the open connection to that
+address, or on a new one (what is written before it is up waits for it). The provider
+sends its requests back on that connection, as on an accepted one.
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ log = structlog.get_logger(__name__)
 
 
 class TcpConnection(asyncio.Protocol):
-    def __init__(self, listener: TcpListener, connection: ConnectionId) -> None:
+    def __init__(
+        self,
+        listener: TcpListener,
+        connection: ConnectionId,
+        *,
+        remote: tuple[str, int] | None = None,
+    ) -> None:
         self._listener = listener
         self.connection = connection
         self._framer = StreamFramer(listener.limits)
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
+        self.remote = remote  # set for a connection we open: the address we dial
+        self.pending: list[bytes] = []  # written before the connection is up
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check here.
@@ -36,6 +49,9 @@ class TcpConnection(asyncio.Protocol):
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = Peer(Transport.TCP, str(host), int(port), self.connection)
         self._listener.connections[self.connection] = self
+        pending, self.pending = self.pending, []
+        for data in pending:
+            self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None
@@ -54,10 +70,13 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._listener.connections.pop(self.connection, None)
+        self._listener.forget_outbound(self)
         self._listener.feed(ConnectionClosed(connection=self.connection))
 
     def send(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is None:
+            self.pending.append(data)
+        elif not self.transport.is_closing():
             self.transport.write(data)
 
 
@@ -73,6 +92,9 @@ class TcpListener:
         self._ids = ids
         self.connections: dict[ConnectionId, TcpConnection] = {}
         self.server: asyncio.Server | None = None
+        # Connections we opened (or are opening), by the address dialled.
+        self.outbound: dict[tuple[str, int], TcpConnection] = {}
+        self.connecting: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -90,13 +112,43 @@ class TcpListener:
         return str(sockname[0]), int(sockname[1])
 
     def send(self, data: bytes, peer: Peer) -> bool:
+        """Write ``data`` on ``peer``'s connection. A peer with no connection named (a
+        request to a trunk's provider) gets the connection open to its address, or a new
+        one; a named connection that is gone loses the message (the response to a phone
+        that hung up its connection: the client's transaction timers take over)."""
         if peer.connection is None:
-            return False
+            self._dial(peer.address).send(data)
+            return True
         connection = self.connections.get(peer.connection)
         if connection is None:
             return False
         connection.send(data)
         return True
+
+    def _dial(self, address: tuple[str, int]) -> TcpConnection:
+        connection = self.outbound.get(address)
+        if connection is not None:
+            return connection
+        connection = TcpConnection(self, ConnectionId(next(self._ids)), remote=address)
+        self.outbound[address] = connection
+        task = asyncio.get_running_loop().create_task(self._connect(connection, address))
+        self.connecting.add(task)
+        task.add_done_callback(self.connecting.discard)
+        return connection
+
+    async def _connect(self, connection: TcpConnection, address: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: connection, address[0], address[1])
+        except OSError as exc:
+            log.warning("tcp_connect_failed", address=f"{address[0]}:{address[1]}", error=str(exc))
+            self.forget_outbound(connection)  # the next request dials again
+        else:
+            log.info("tcp_connected", address=f"{address[0]}:{address[1]}")
+
+    def forget_outbound(self, connection: TcpConnection) -> None:
+        if connection.remote is not None and self.outbound.get(connection.remote) is connection:
+            del self.outbound[connection.remote]
 
     def close_connection(self, connection: ConnectionId) -> None:
         conn = self.connections.get(connection)
@@ -106,6 +158,10 @@ class TcpListener:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        for task in list(self.connecting):
+            task.cancel()
+        if self.connecting:
+            await asyncio.gather(*self.connecting, return_exceptions=True)
         for conn in list(self.connections.values()):
             if conn.transport is not None:
                 conn.transport.abort()

@@ -341,6 +341,14 @@ class RegistrationClient:
             actions.append(self._new_attempt(now, self._expires))
         return actions + self._timer_actions()
 
+    def connection_lost(self, now: float) -> list[RegistrationAction]:
+        """The connection our binding was registered over closed (TCP): the provider
+        would send calls down a flow that is gone (RFC 5626 section 4.4.1), so register
+        again at once (the transport opens a new connection)."""
+        if self._state is not RegistrationState.REGISTERED or self._in_flight:
+            return []
+        return [self._new_attempt(now, self._expires), *self._timer_actions()]
+
     def stop(self, now: float) -> list[RegistrationAction]:
         """Remove our binding (RFC 3261 section 10.2.2: Expires 0) and then stop.
 

@@ -19,6 +19,7 @@ from typing import Any
 from b2bua.call.routing import dialled_number
 from b2bua.ids import IdSource
 from b2bua.registrar.qualify import LocalIdentity
+from b2bua.sip.address import ConnectionId, Peer, Transport
 from b2bua.sip.errors import SipError
 from b2bua.sip.message import Request
 from b2bua.sip.uri import SipUri
@@ -72,6 +73,27 @@ class TrunkService:
         #: Calls each trunk carries now (by the switch's call reference).
         self._calls: dict[str, set[int]] = {name: set() for name in trunks}
         self._trunk_of_call: dict[int, str] = {}
+        # Trunks over TCP by their provider's address, and the connection each was last
+        # heard on (the connection its registration's flow lives on).
+        self._stream_trunks: dict[tuple[str, int], str] = {
+            trunk.peer.address: name
+            for name, trunk in trunks.items()
+            if trunk.peer.transport is not Transport.UDP
+        }
+        self._connections: dict[ConnectionId, str] = {}
+
+    # -- connections (trunks over TCP)
+
+    def heard_on(self, peer: Peer) -> None:
+        """A message came from ``peer`` over a connection: note it if it is a trunk's."""
+        if peer.connection is not None and self._stream_trunks:
+            name = self._stream_trunks.get(peer.address)
+            if name is not None:
+                self._connections[peer.connection] = name
+
+    def connection_closed(self, connection: ConnectionId) -> str | None:
+        """The trunk whose connection ``connection`` was, if any (forgotten now)."""
+        return self._connections.pop(connection, None)
 
     # -- inbound
 
@@ -111,6 +133,11 @@ class TrunkService:
         """Count ``call`` on ``trunk`` until :meth:`release`."""
         self._calls[trunk.name].add(call)
         self._trunk_of_call[call] = trunk.name
+
+    @property
+    def total_calls(self) -> int:
+        """Calls through all trunks at once (``[calls] max_trunk_calls``)."""
+        return len(self._trunk_of_call)
 
     def release(self, call: int) -> None:
         name = self._trunk_of_call.pop(call, None)

@@ -63,6 +63,57 @@ def parse_network(text: str) -> Network:
         ) from None
 
 
+#: A number as the dial plan writes it: digits, optionally after a leading +.
+_NUMBER_RE: Final = re.compile(r"^\+?[0-9]{1,32}$")
+_PREFIX_RE: Final = re.compile(r"^\+?[0-9]{0,32}$")
+
+#: What an outbound route reaches, for extensions' ``permissions``.
+Category: TypeAlias = Literal["national", "international"]
+
+
+def check_number(value: str) -> str:
+    if _NUMBER_RE.match(value) is None:
+        raise ValueError(f"{value!r}: expected digits, optionally after a leading +")
+    return value
+
+
+def check_prefix(value: str) -> str:
+    if _PREFIX_RE.match(value) is None:
+        raise ValueError(f"{value!r}: expected digits (or none), optionally after a leading +")
+    return value
+
+
+class OutboundRoute(_Model):
+    """``[[trunks.NAME.routes]]``: a dialled number that starts with ``prefix`` leaves
+    through this trunk (the longest matching prefix of all trunks wins), with ``strip``
+    leading characters removed and ``add`` put in front. ``category`` is what an
+    extension needs in its ``permissions`` to dial it."""
+
+    prefix: str
+    strip: Annotated[int, Field(ge=0, le=32)] = 0
+    add: str = ""
+    category: Category = "national"
+
+    @field_validator("prefix", "add")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        return check_prefix(value)
+
+    @model_validator(mode="after")
+    def _strip_within_prefix(self) -> OutboundRoute:
+        if self.strip > len(self.prefix):
+            raise ValueError(
+                f"strip = {self.strip} removes more than the prefix {self.prefix!r}: "
+                "only the matched prefix may be stripped"
+            )
+        return self
+
+    def translate(self, number: str) -> str:
+        """The number sent to the provider for dialled ``number`` (which starts with
+        ``prefix``)."""
+        return self.add + number[self.strip :]
+
+
 class TrunkSettings(_Model):
     """One provider account, ``[trunks.NAME]``.
 
@@ -80,6 +131,15 @@ class TrunkSettings(_Model):
     ``contact_user`` (for a provider that sends every call to the registered contact
     and names the DID nowhere else). ``max_calls``: calls through this trunk at once
     (more get 503); unset, only ``[calls] max_calls`` limits them.
+
+    Outbound: ``routes`` (:class:`OutboundRoute`) say which dialled numbers leave through
+    this trunk. ``caller_id`` is the number the called party sees: ``extension`` (the
+    DID the number table maps to the calling extension), ``group`` (the public number of
+    its first hunt group) or ``fixed`` (``caller_id_number``); each falls back to the
+    next, then to ``caller_id_number``, then to ``username``. ``forward_caller_id``: a
+    call the switch forwards out (an external hunt member, ``external:`` overflow)
+    shows the original caller's number, for providers that allow it; else the company
+    number, as for calls out.
     """
 
     host: str
@@ -100,15 +160,22 @@ class TrunkSettings(_Model):
     allow: list[str] | None = None
     did_from: Literal["request_uri", "to", "contact"] = "request_uri"
     max_calls: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    routes: list[OutboundRoute] = []
+    caller_id: Literal["extension", "group", "fixed"] = "extension"
+    caller_id_number: str | None = None
+    forward_caller_id: bool = True
+
+    @field_validator("caller_id_number")
+    @classmethod
+    def _valid_caller_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_number(value)
 
     @field_validator("transport")
     @classmethod
     def _valid_transport(cls, value: str) -> str:
-        if value.lower() != "udp":
-            raise ValueError(
-                f"{value!r}: only udp for now (trunks over TCP and TLS are not built yet)"
-            )
-        return "udp"
+        if value.lower() not in ("udp", "tcp"):
+            raise ValueError(f"{value!r}: expected udp or tcp (TLS is not built yet)")
+        return value.lower()
 
     @field_validator("host")
     @classmethod
@@ -175,6 +242,12 @@ class TrunkSettings(_Model):
             problems.append(f"retry_max {self.retry_max} is below retry_min {self.retry_min}")
         if self.did_from == "contact" and not self.registration:
             problems.append('did_from = "contact" needs register = true (it names our contact)')
+        if self.caller_id == "fixed" and self.caller_id_number is None:
+            problems.append('caller_id = "fixed" needs caller_id_number')
+        prefixes = [route.prefix for route in self.routes]
+        doubled = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if doubled:
+            problems.append(f"routes: prefix {', '.join(map(repr, doubled))} given twice")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -223,5 +296,6 @@ class Trunk:
         networks = settings.networks
         if networks is None:
             networks = tuple(ipaddress.ip_network(a) for a in addresses)
-        peer = Peer(Transport.UDP, addresses[0], settings.port)
+        transport = Transport.TCP if settings.transport == "tcp" else Transport.UDP
+        peer = Peer(transport, addresses[0], settings.port)
         return cls(name, settings, peer, networks)

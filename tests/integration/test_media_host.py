@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager, closing, suppress
 from typing import TypeAlias
 
 import pytest
-import uvloop
 
 from media.commands import (
     Address,
@@ -39,24 +38,7 @@ SID = MediaSessionId("call-1")
 WAIT = 2.0  # bound on every wait for a packet or a report
 PCMU = 0
 
-Run: TypeAlias = Callable[[Callable[[], Awaitable[None]]], None]
-
-
-@pytest.fixture(params=["uvloop", "asyncio"])
-def run(request: pytest.FixtureRequest) -> Run:
-    """Run a test body on a fresh loop of the parametrised kind, then check that the body
-    left no task behind."""
-    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
-
-    def runner(body: Callable[[], Awaitable[None]]) -> None:
-        async def checked() -> None:
-            await body()
-            assert asyncio.all_tasks() == {asyncio.current_task()}
-
-        with asyncio.Runner(loop_factory=factory) as loop_runner:
-            loop_runner.run(checked())
-
-    return runner
+Run: TypeAlias = Callable[[Callable[[], Awaitable[None]]], None]  # the ``run`` fixture
 
 
 def free_pairs(count: int) -> list[int]:

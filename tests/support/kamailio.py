@@ -27,6 +27,8 @@
   ``gateway`` (a SIPp UAS standing for the called number), Request-URI unchanged, the
   credentials removed, every other header (From, P-Asserted-Identity, Diversion, ...)
   as sent. No gateway configured: 503. Other initial requests to other users: 404.
+  Each challenge is logged (``INVITE <uri> from <ip>:<port> challenged: 407``), each
+  relay to the gateway too (``outbound <number> from <user> to <gateway>``).
 - In-dialog requests follow ``loose_route``; CANCEL and ACK as in Kamailio's default
   config (``t_check_trans``); OPTIONS without a user gets 200 (keep-alives, and the
   harness's own readiness probe).
@@ -345,6 +347,7 @@ route[OUTBOUND] {
 	}
 	route(PASSWORD);
 	if ($au == $null) {
+		xlog("L_INFO", "provider: INVITE $ru from $si:$sp challenged: 407\n");
 		proxy_challenge("@REALM@", "1");
 		exit;
 	}
@@ -355,6 +358,7 @@ route[OUTBOUND] {
 			sl_send_reply("403", "Forbidden");
 			exit;
 		}
+		xlog("L_INFO", "provider: INVITE $ru from $si:$sp challenged: 407\n");
 		proxy_challenge("@REALM@", "1");
 		exit;
 	}

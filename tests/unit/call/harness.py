@@ -145,17 +145,27 @@ class Net:
         unsolicited_notify: bool = True,
         trunks: dict[str, Trunk] | None = None,
         untrusted_calls: Literal["public", "refuse"] = "public",
+        numbers: dict[str, NumberEntry] | None = None,
+        blocked_prefixes: list[str] | None = None,
+        max_trunk_calls: int | None = None,
     ) -> None:
         settings = SwitchSettings(
             listen=(ListenAddress(Transport.UDP, SWITCH_HOST, SWITCH_PORT),),
             realm=REALM,
             domain=REALM,
             extensions=extensions if extensions is not None else default_extensions(),
-            numbers={
+            numbers=numbers
+            if numbers is not None
+            else {
                 PUBLIC_NUMBER: NumberEntry(destination="extension:0102", public=True),
                 PRIVATE_NUMBER: NumberEntry(destination="extension:0103"),
             },
-            calls=CallSettings(ring_timeout=ring_timeout, untrusted_calls=untrusted_calls),
+            calls=CallSettings(
+                ring_timeout=ring_timeout,
+                untrusted_calls=untrusted_calls,
+                blocked_prefixes=blocked_prefixes or [],
+                max_trunk_calls=max_trunk_calls,
+            ),
             media=MediaSettings(
                 address=MEDIA_HOST, rtp_port_min=rtp_ports[0], rtp_port_max=rtp_ports[1]
             ),

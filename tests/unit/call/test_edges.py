@@ -603,3 +603,27 @@ def test_a_bug_in_a_call_drops_that_call_and_frees_everything(
     assert caller.take_response("481 BYE").status == 481
     caller.dial("0102")
     assert callee.incoming().invite.method == "INVITE"
+
+
+def test_a_bug_before_the_answer_gives_the_caller_500_not_silence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller of a call dropped by a bug while ringing gets a final response (500
+    with Retry-After) instead of retransmitting its INVITE until it times out."""
+    net = Net()
+    caller, callee = net.phone("0101"), net.phone("0102")
+    call = caller.dial("0102")
+    incoming = callee.incoming()
+
+    def broken(*args: object) -> list[object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Call, "on_response", broken)
+    incoming.ring()
+    monkeypatch.undo()
+    failed = caller.take_response("500 INVITE")
+    assert failed.headers.get("retry-after") == "5"
+    call.ack(failed)
+    [(_, record)] = net.records
+    assert record.end_reason == "internal error"
+    net.assert_idle()

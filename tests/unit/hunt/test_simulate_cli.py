@@ -108,3 +108,34 @@ def test_an_invalid_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_text("[server]\ncolour = 1\n")
     assert main(["simulate", "--config", str(path), "--group", "shop"]) == 2
     assert "server.colour" in capsys.readouterr().err
+
+
+def test_an_external_member_is_simulated_like_an_always_reachable_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "mobile.toml"
+    config.write_text(
+        """
+[extensions."101"]
+password = "secret-0101"
+
+[groups.shop]
+strategy = "linear"
+ring_time = 10
+members = ["101", { external = "+447700900123", confirm = true }]
+
+[trunks.provider]
+host = "198.51.100.1"
+routes = [{ prefix = "+" }]
+"""
+    )
+    out = simulate(
+        capsys, "--config", str(config), "--group", "shop",
+        "--answer", "external:+447700900123@4",
+    )  # fmt: skip
+    assert timeline(out) == [
+        "0.000 ring 101",
+        "10.000 stop 101",
+        "10.000 ring external:+447700900123",
+        "14.000 connect external:+447700900123",
+    ]

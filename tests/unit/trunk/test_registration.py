@@ -224,6 +224,24 @@ def test_tcp_uses_the_tcp_port_and_says_so_in_the_contact() -> None:
     assert client.contact == contact
 
 
+def test_a_lost_connection_registers_again_at_once_and_only_when_registered() -> None:
+    client = make_client(transport=Transport.TCP)
+    assert client.connection_lost(0.0) == []  # idle: nothing registered to repair
+    first = register_of(client.start(10.0))
+    before = register_of(client.on_response(respond(first, 401, www()), 10.0))
+    client.on_response(ok(before, 3600, contact=client.contact), 10.0)
+    assert client.state is State.REGISTERED
+    actions = client.connection_lost(20.0)
+    again = register_of(actions)
+    assert again.call_id == before.call_id
+    assert again.cseq.number == before.cseq.number + 1
+    assert again.headers.get("expires") == "3600"
+    assert client.is_in_flight
+    assert client.connection_lost(21.0) == []  # one REGISTER at a time
+    client.on_response(ok(again, 3600, contact=client.contact), 21.0)
+    assert client.state is State.REGISTERED
+
+
 def test_an_ipv6_host_is_bracketed() -> None:
     client = make_client(
         local=LocalIdentity(host="2001:db8::5", ports={"UDP": 5060}, user_agent="x")

@@ -29,8 +29,11 @@ ERRORS = [
     ("[trunks.c]\nport = 5060", "trunks.c.host", "Field required"),
     ('[trunks.c]\nhost = "sip..example"', "trunks.c.host",
      "expected a host name or IP address, got 'sip..example'"),
-    ('[trunks.c]\nhost = "x.example"\ntransport = "tcp"', "trunks.c.transport",
-     "'tcp': only udp for now (trunks over TCP and TLS are not built yet)"),
+    ('[trunks.c]\nhost = "x.example"\ntransport = "tls"', "trunks.c.transport",
+     "'tls': expected udp or tcp (TLS is not built yet)"),
+    ('[server]\nlisten = ["udp:127.0.0.1:5060"]\n[trunks.c]\nhost = "x.example"\n'
+     'transport = "tcp"', "trunks.c.transport",
+     'the switch does not listen on tcp: add "tcp:HOST:PORT" to server.listen'),
     ('[trunks.c]\nhost = "x.example"\nport = 0', "trunks.c.port",
      "Input should be greater than or equal to 1 (got 0)"),
     ('[trunks.c]\nhost = "x.example"\nregister = true', "trunks.c",
