@@ -1,5 +1,5 @@
 """The command line: ``b2bua run``, ``b2bua check-config``, ``b2bua simulate``,
-``b2bua --version``.
+``b2bua reload``, ``b2bua --version``.
 
 Wiring only: parse arguments, load the config, hand over to the runtime.
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
 import sys
 from pathlib import Path
 
@@ -80,6 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the bound addresses as JSON to this file once serving",
     )
 
+    run.add_argument(
+        "--pid-file",
+        type=Path,
+        default=None,
+        help="write the process id to this file while running (for b2bua reload)",
+    )
+
+    reload = sub.add_parser(
+        "reload",
+        help="ask a running switch to read its config again (sends SIGHUP)",
+        description="Send SIGHUP to a running switch: it reads its config file again and "
+        "takes [groups], [numbers] and [calls] for new calls; a file with errors (or "
+        "with changes that need a restart) is refused and logged, and the running "
+        "config stays. Check a file first with b2bua check-config.",
+    )
+    target = reload.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pid", type=int, help="the switch's process id")
+    target.add_argument("--pid-file", type=Path, help="the file b2bua run --pid-file wrote")
+    reload.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        help="check this file (the one the switch runs with) first: with errors, list "
+        "them and send nothing",
+    )
+
     check = sub.add_parser("check-config", help="validate configuration files, list every error")
     check.add_argument("files", nargs="+", type=Path)
 
@@ -143,7 +172,43 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.files)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "reload":
+        if args.config is not None:
+            try:
+                load_config(args.config)
+            except ConfigError as exc:
+                sys.stderr.write("\n".join(exc.lines()) + "\n")
+                sys.stderr.write("b2bua reload: not sent; the switch keeps its config\n")
+                return 2
+        return _reload(args.pid, args.pid_file)
     return _run(args)
+
+
+def _reload(pid: int | None, pid_file: Path | None) -> int:
+    if pid is None:
+        assert pid_file is not None
+        try:
+            text = pid_file.read_text().strip()
+        except OSError as exc:
+            sys.stderr.write(f"b2bua reload: cannot read {pid_file}: {exc.strerror}\n")
+            return 1
+        if not text.isdigit():
+            sys.stderr.write(f"b2bua reload: {pid_file} holds no process id\n")
+            return 1
+        pid = int(text)
+    if pid <= 1:
+        sys.stderr.write(f"b2bua reload: refusing process id {pid}\n")
+        return 1
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        sys.stderr.write(f"b2bua reload: no process {pid}\n")
+        return 1
+    except PermissionError:
+        sys.stderr.write(f"b2bua reload: not allowed to signal process {pid}\n")
+        return 1
+    sys.stdout.write(f"b2bua reload: sent SIGHUP to {pid}; the switch logs the outcome\n")
+    return 0
 
 
 def _check_config(files: list[Path]) -> int:
@@ -240,7 +305,15 @@ def _run(args: argparse.Namespace) -> int:
     listen = args.listen or config.server.listen_addresses
     data_dir = args.data_dir or Path(config.server.data_dir)
     try:
-        run(config, listen, data_dir, args.ready_file, args.status_listen)
+        run(
+            config,
+            listen,
+            data_dir,
+            args.ready_file,
+            args.status_listen,
+            config_path=args.config,
+            pid_file=args.pid_file,
+        )
     except (OSError, StoreError) as exc:
         sys.stderr.write(f"b2bua: cannot start: {exc}\n")
         return 1

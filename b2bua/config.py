@@ -8,6 +8,7 @@ silently falls back to a default.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,9 @@ class ServerSettings(_Model):
     realm: str | None = None
     data_dir: str = "data"
     user_agent: str = "b2bua"
+    #: SIGTERM: how long calls in progress may go on (new ones get 503) before the
+    #: switch ends them with BYE and exits (docs/operations.md).
+    drain_timeout: Annotated[float, Field(ge=0, le=86400)] = 30.0
 
     @field_validator("advertised_address", "domain")
     @classmethod
@@ -122,11 +126,25 @@ class StatusSettings(_Model):
 
     enabled: bool = True
     listen: str = "127.0.0.1:8080"
+    #: When set, every path but /healthz wants ``Authorization: Bearer <token>``.
+    token: str | None = None
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         parse_http_listen(value)
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: str | None) -> str | None:
+        # RFC 6750 section 2.1:
+        # b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+        if value is not None and re.fullmatch(r"[A-Za-z0-9._~+/-]{16,}=*", value) is None:
+            raise ValueError(
+                "expected at least 16 characters of letters, digits and - . _ ~ + / "
+                "(a bearer token, RFC 6750)"
+            )
         return value
 
 

@@ -62,6 +62,7 @@ from b2bua.call.routing import (
 from b2bua.call.session_timer import MIN_SE, TooSmall
 from b2bua.call.settings import CallSettings, MediaSettings, NumberEntry
 from b2bua.config import ListenAddress
+from b2bua.counters import SwitchCounters
 from b2bua.dialog import SessionState
 from b2bua.dialog.routing import LocalAddress
 from b2bua.events import (
@@ -173,6 +174,8 @@ ACCEPTED_CONTENT: Final = "application/sdp"
 #: (a hunt that keeps waking another is a bug; this keeps the switch serving).
 MAX_SETTLE_STEPS: Final = 100_000
 _SIP_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
+#: Seconds a caller refused while the switch drains is told to wait (RFC 3261 20.33).
+DRAIN_RETRY_AFTER: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,8 @@ class Switch:
         self._ids = ids
         self._log = log
         self.wall_offset = wall_offset
+        self.counters = SwitchCounters()
+        self.draining = False  # drain(): new INVITEs get 503, calls in progress go on
         local = LocalIdentity(
             settings.host,
             {address.transport.value: address.port for address in reversed(settings.listen)},
@@ -666,6 +671,7 @@ class Switch:
         )
 
     def _on_parse_error(self, exc: MessageParseError, peer: Peer, *, stream: bool) -> list[Output]:
+        self.counters.parse_errors += 1
         self._log.info(
             "malformed_message", peer=str(peer), reason=exc.reason, status=exc.status_hint
         )
@@ -725,6 +731,12 @@ class Switch:
                 if request.method != "OPTIONS":
                     status = StatusCode.CALL_TRANSACTION_DOES_NOT_EXIST
             elif request.method == "INVITE":
+                if self.draining:  # SIGTERM: no new calls (docs/operations.md)
+                    self.counters.refused_draining += 1
+                    retry = [("Retry-After", str(DRAIN_RETRY_AFTER))]
+                    return self._reply(
+                        request, key, StatusCode.SERVICE_UNAVAILABLE, now, headers=retry
+                    )
                 return self._on_invite(request, peer, key, now)
         if status is None and request.method in CHALLENGED_METHODS:
             # Only public numbers are open to the outside world, and none is public yet
@@ -1218,6 +1230,7 @@ class Switch:
             "subscriptions": self._mwi.snapshot(now),
         }
         state["trunks"] = self.trunks.snapshot(now, self.wall_offset)
+        state["draining"] = self.draining
         state["media_ports"] = {
             "allocated": self.ports.in_use,
             "quarantined": self.ports.quarantined,
@@ -1312,6 +1325,50 @@ class Switch:
                 case StrayResponse(response=response):
                     out += self._on_stray_response(response, now)
         return out
+
+    # -- operations: drain and reload (docs/operations.md)
+
+    def drain(self) -> None:
+        """Stop taking calls: from now on a new INVITE gets 503 with Retry-After."""
+        self.draining = True
+
+    def end_calls(self, reason: str, now: float) -> list[Output]:
+        """End every call in progress from the switch's side: BYE to both legs of an
+        answered call, 503 to an unanswered caller and CANCEL to its ringing members."""
+        out: list[Output] = []
+        for call in [call for call in self._calls.values() if not call.is_ended]:
+            out += self._step(call, partial(call.abort, reason, now), now)
+        return out
+
+    @property
+    def call_count(self) -> int:
+        """Calls the switch still holds (ringing, answered or finishing)."""
+        return len(self._calls)
+
+    def reload(self, settings: SwitchSettings) -> None:
+        """Take the groups, numbers and call settings of ``settings`` for new calls.
+        Calls in progress keep what they started with (each hunt holds its own group,
+        each call its context). Everything else in ``settings`` is ignored: the shell
+        says which sections need a restart (b2bua/runtime/reload.py)."""
+        self.settings = replace(
+            self.settings, groups=settings.groups, numbers=settings.numbers, calls=settings.calls
+        )
+        current = self.settings
+        self._dial_plan = DialPlan(current.extensions, current.numbers, current.groups)
+        self.outbound = OutboundPlan(
+            current.trunks,
+            current.calls,
+            current.extensions,
+            extension_dids=_extension_dids(current.numbers),
+            group_dids=_group_dids(current.groups),
+        )
+        self.desk.groups = current.groups
+        self.desk._ring_timeout = current.calls.ring_timeout  # an overflow to an extension
+        self._call_context = replace(
+            self._call_context,
+            ring_timeout=current.calls.ring_timeout,
+            confirm_timeout=current.calls.confirm_timeout,
+        )
 
     # -- carrier trunks
 

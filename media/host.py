@@ -291,6 +291,8 @@ class MediaHost:
         self._append_interval = append_interval
         self._confirm_prompt = confirm_prompt  # ConfirmAnswer's prompt by default
         self._sessions: dict[MediaSessionId, _HostedSession] = {}
+        # RTP packets relayed and packets dropped by the sessions closed so far.
+        self._closed_totals = (0, 0)
         self._tick_handle: asyncio.TimerHandle | None = None
         self._pending: list[MediaReport] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -320,6 +322,24 @@ class MediaHost:
     def recordings_finishing(self) -> int:
         """Voicemail recordings stopped whose file work and report are still to come."""
         return len(self._finishing)
+
+    def relay_totals(self) -> tuple[int, int]:
+        """(RTP packets relayed both ways, packets dropped) since start, closed and live
+        sessions together: both only grow (the metrics' counters)."""
+        relayed, dropped = self._closed_totals
+        for hosted in self._sessions.values():
+            stats = hosted.relay.stats()
+            relayed += stats.packets_a_to_b + stats.packets_b_to_a
+            dropped += stats.dropped
+        return relayed, dropped
+
+    def _count_closed(self, hosted: _HostedSession) -> None:
+        stats = hosted.relay.stats()
+        relayed, dropped = self._closed_totals
+        self._closed_totals = (
+            relayed + stats.packets_a_to_b + stats.packets_b_to_a,
+            dropped + stats.dropped,
+        )
 
     def stats(self, session_id: MediaSessionId) -> SessionStats | None:
         """The counters of a live session (``None`` if unknown), without reporting them."""
@@ -361,6 +381,7 @@ class MediaHost:
                     return
                 if hosted.confirmation is not None:
                     hosted.confirmation.stop()
+                self._count_closed(hosted)
                 self._close_sockets(hosted)
                 self._defer([*hosted.relay.take_reports(), hosted.relay.stats()])
                 if hosted.voicemail is not None:  # its MessageRecorded comes after the stats
@@ -393,6 +414,7 @@ class MediaHost:
         for hosted in self._sessions.values():
             if hosted.voicemail is not None:
                 self._end_voicemail(hosted.voicemail, MessageStop.HANGUP)
+            self._count_closed(hosted)
             self._close_sockets(hosted)
         self._sessions.clear()
         self._stop_ticking()

@@ -43,6 +43,7 @@ class AuthGuard:
         self._has_registrations = has_registrations
         self._failures: dict[tuple[str, str | None], deque[float]] = {}
         self._blocks: dict[tuple[str, str | None], Block] = {}
+        self.failures_total = 0  # every failure ever recorded (the metrics read it)
 
     def is_blocked(self, source: str, username: str | None, now: float) -> bool:
         for key in ((source, None), (source, username)):
@@ -56,6 +57,7 @@ class AuthGuard:
 
     def record_failure(self, source: str, username: str | None, now: float) -> Block | None:
         """Count one failed authentication; return the new block when this one sets it."""
+        self.failures_total += 1
         limit = self.settings.max_failures
         window_start = now - self.settings.failure_window
         # A source with live registrations is an office: count per username there.

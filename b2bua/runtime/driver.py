@@ -4,6 +4,7 @@ keeps exactly one ``loop.call_at`` armed for the switch's next deadline (as aioq
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import structlog
@@ -11,6 +12,7 @@ import structlog
 from b2bua.call.records import CallRecord
 from b2bua.events import (
     CloseConnection,
+    DatagramReceived,
     DeleteBinding,
     Input,
     Output,
@@ -18,6 +20,7 @@ from b2bua.events import (
     SaveCallRecord,
     SendDatagram,
     SendStream,
+    StreamReceived,
 )
 from b2bua.registrar.binding import Binding
 from b2bua.sip.address import ConnectionId, Peer
@@ -55,22 +58,55 @@ class Transports(Protocol):
     def execute_media(self, command: MediaCommand) -> None: ...
 
 
+class Observer(Protocol):
+    """Watches the traffic for the metrics and the live panel: every SIP message in
+    and out (as bytes), and a nudge after each input or timer (the state may have
+    changed). Must be quick: it runs on the event loop, per message."""
+
+    def received(self, data: bytes) -> None: ...
+
+    def sent(self, data: bytes) -> None: ...
+
+    def changed(self) -> None: ...
+
+
 class Driver:
     """Owns the clock for the core: every input is handled at ``loop.time()``."""
 
-    def __init__(self, core: Core, transports: Transports, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        core: Core,
+        transports: Transports,
+        loop: asyncio.AbstractEventLoop,
+        observer: Observer | None = None,
+    ) -> None:
         self._core = core
         self._transports = transports
         self._loop = loop
+        self._observer = observer
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
 
     def feed(self, event: Input) -> None:
+        observer = self._observer
+        if observer is not None and isinstance(event, DatagramReceived | StreamReceived):
+            observer.received(event.data)
         try:
             outputs = self._core.handle(event, self._loop.time())
         except Exception:
             # A bug in the core must not take the server down: log it, keep serving.
             log.exception("core_failed", event=type(event).__name__)
+            outputs = []
+        self._execute(outputs)
+        self._rearm()
+
+    def run(self, step: Callable[[float], list[Output]]) -> None:
+        """Run one operation of the core that is not an input (``Switch.end_calls``)
+        at the loop's time, and execute what it returns."""
+        try:
+            outputs = step(self._loop.time())
+        except Exception:
+            log.exception("core_failed", event=getattr(step, "__name__", "step"))
             outputs = []
         self._execute(outputs)
         self._rearm()
@@ -82,12 +118,17 @@ class Driver:
         self._armed_for = None
 
     def _execute(self, outputs: list[Output]) -> None:
+        observer = self._observer
         for output in outputs:
             match output:
                 case SendDatagram(data=data, peer=peer):
                     self._transports.send_datagram(data, peer)
+                    if observer is not None:
+                        observer.sent(data)
                 case SendStream(data=data, peer=peer):
                     self._transports.send_stream(data, peer)
+                    if observer is not None:
+                        observer.sent(data)
                 case CloseConnection(connection=connection):
                     self._transports.close_connection(connection)
                 case SaveBinding(binding=binding):
@@ -98,6 +139,8 @@ class Driver:
                     self._transports.save_call_record(record)
                 case _:  # every media command (mypy checks nothing else is left)
                     self._transports.execute_media(output)
+        if observer is not None:
+            observer.changed()
 
     def _rearm(self) -> None:
         """Keep one ``call_at`` armed for the core's next deadline, a little late on

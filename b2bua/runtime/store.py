@@ -199,15 +199,41 @@ class BindingStore:
         self._put(_SaveCallRecord(_record_row(record)))
 
     def load_call_records(
-        self, limit: int = 100, *, since: float | None = None
+        self,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        number: str | None = None,
+        member: str | None = None,
     ) -> list[CallRecord]:
         """Up to ``limit`` committed records, newest first (by ``started_at``, then by the
-        order they were saved), only those with ``started_at >= since`` when given. Records
-        still queued are not seen: :meth:`flush` first to read your own writes."""
+        order they were saved). Filters, all optional and combined: ``started_at >= since``
+        and ``< until``; ``number`` is the caller or the callee; ``member`` answered the
+        call or appears in its hunt trace. Records still queued are not seen:
+        :meth:`flush` first to read your own writes."""
         if limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")
         self._check_open()
-        where, params = ("", ()) if since is None else ("WHERE started_at >= ?", (since,))
+        clauses: list[str] = []
+        params: list[_SqlValue] = []
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("started_at < ?")
+            params.append(until)
+        if number is not None:
+            clauses.append("(caller = ? OR callee = ?)")
+            params += [number, number]
+        if member is not None:
+            # The hunts column is compact JSON (_record_row): a member's entry reads
+            # exactly "member":"<number>".
+            pattern = json.dumps({"member": member}, separators=(",", ":"))[1:-1]
+            escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(answered_by = ? OR hunts LIKE ? ESCAPE '\\')")
+            params += [member, f"%{escaped}%"]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = (
             f"SELECT {', '.join(_RECORD_COLUMNS)} FROM call_records {where} "
             "ORDER BY started_at DESC, id DESC LIMIT ?"

@@ -82,6 +82,8 @@ class RunningSwitch:
     ready_pid: int
     status_address: Address | None = None
     exit_code: int | None = field(default=None, init=False)
+    token: str | None = field(default=None, init=False)
+    """The ``[status] token`` the status server wants, sent as a bearer token."""
 
     @property
     def pid(self) -> int:
@@ -115,7 +117,10 @@ class RunningSwitch:
         if self.status_address is None:
             raise LookupError("the switch runs no status server")
         url = f"http://{self.status_address.host}:{self.status_address.port}{path}"
-        with urllib.request.urlopen(url, timeout=5) as reply:
+        headers = {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=5
+        ) as reply:
             return json.load(reply)
 
     def is_alive(self) -> bool:

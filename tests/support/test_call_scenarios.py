@@ -506,6 +506,10 @@ PAIRS: Final = {
         "call_uac_basic.xml", "call_uas_answer.xml", (),
         ("INVITE", "180 Ringing", "200 OK", "ACK", "BYE", "200 OK"),
     ),
+    "basic-ring_then_answer": Pair(
+        "call_uac_basic.xml", "call_uas_ring_then_answer.xml", (),
+        ("INVITE", "180 Ringing", "200 OK", "ACK", "BYE", "200 OK"),
+    ),
     "wait_bye-answer_hangup": Pair(
         "call_uac_wait_bye.xml", "call_uas_answer_hangup.xml", (),
         ("INVITE", "200 OK", "ACK", "BYE sip:0101@", "200 OK"),
