@@ -294,12 +294,35 @@ def levels(state: Mapping[str, Any]) -> Iterator[Metric]:
     trunk_calls = GaugeMetricFamily(
         "b2bua_trunk_calls", "Calls in progress from each trunk.", labels=["trunk"]
     )
+    failures = GaugeMetricFamily(
+        "b2bua_trunk_registration_failures",
+        "Registration attempts of each trunk that failed in a row (0 once registered).",
+        labels=["trunk"],
+    )
+    last_status = GaugeMetricFamily(
+        "b2bua_trunk_registration_last_status",
+        "The status code of the provider's last answer to the trunk's REGISTER (408: none).",
+        labels=["trunk"],
+    )
+    next_attempt = GaugeMetricFamily(
+        "b2bua_trunk_registration_next_attempt_timestamp_seconds",
+        "When the trunk sends its next REGISTER: refresh or retry (Unix time).",
+        labels=["trunk"],
+    )
     for name, trunk in sorted(state.get("trunks", {}).items()):
         trunk_calls.add_metric([name], trunk.get("calls", 0))
         registration = trunk.get("registration")
         if registration is not None:
             trunks.add_metric([name], 1 if registration.get("state") == "registered" else 0)
+            failures.add_metric([name], registration.get("consecutive_failures") or 0)
+            if registration.get("last_status") is not None:
+                last_status.add_metric([name], registration["last_status"])
+            if registration.get("next_attempt") is not None:
+                next_attempt.add_metric([name], registration["next_attempt"])
     yield trunks
+    yield failures
+    yield last_status
+    yield next_attempt
     yield trunk_calls
     yield _gauge(
         "b2bua_draining",

@@ -50,6 +50,15 @@ def snapshot() -> dict[str, Any]:
         "voicemail": {"messages": {"101": {"new": 2, "old": 1}}},
         "trunks": {
             "carrier": {"calls": 1, "registration": {"state": "registered"}},
+            "backup": {
+                "calls": 0,
+                "registration": {
+                    "state": "failing",
+                    "last_status": 403,
+                    "consecutive_failures": 3,
+                    "next_attempt": 1_800_000_040.0,
+                },
+            },
             "ip-only": {"calls": 0},
         },
         "draining": False,
@@ -100,6 +109,12 @@ def test_levels_come_from_the_snapshot_and_counters_from_the_core() -> None:
     assert got[("b2bua_voicemail_messages", (("mailbox", "101"), ("state", "new")))] == 2
     assert got[("b2bua_trunk_registered", (("trunk", "carrier"),))] == 1
     assert ("b2bua_trunk_registered", (("trunk", "ip-only"),)) not in got
+    backup = (("trunk", "backup"),)
+    assert got[("b2bua_trunk_registered", backup)] == 0
+    assert got[("b2bua_trunk_registration_failures", backup)] == 3
+    assert got[("b2bua_trunk_registration_last_status", backup)] == 403
+    assert got[("b2bua_trunk_registration_next_attempt_timestamp_seconds", backup)] == 1.80000004e9
+    assert got[("b2bua_trunk_registration_failures", (("trunk", "carrier"),))] == 0
     assert got[("b2bua_sip_parse_errors_total", ())] == 3
     assert got[("b2bua_auth_failures_total", ())] == 4
     assert got[("b2bua_rtp_packets_relayed_total", ())] == 500
