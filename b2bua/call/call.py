@@ -122,6 +122,8 @@ RELAYED_HEADERS: Final = (
 #: third party around the switch; PRACK belongs to reliable provisionals, which we never
 #: send or require; SUBSCRIBE in a call dialog is not offered.
 NOT_RELAYED: Final = frozenset({"REFER", "PRACK", "SUBSCRIBE"})
+#: How /status names a callee leg's session state.
+_LEG_STATES: Final = {SessionState.INITIAL: "calling", SessionState.EARLY: "ringing"}
 #: A provider's challenges answered per callee leg. A challenge after our answer means the
 #: credentials are wrong, unless it says stale=true (its nonce expired): that one is
 #: answered too, up to this many in all.
@@ -255,8 +257,25 @@ class Call:
             "started_at": round(self.started_at + wall_offset, 3),
             "age": round(now - self.started_at, 3),
             "legs": len(self.legs) - 1,
+            "callees": [self._leg_snapshot(leg) for leg in self.legs[1:]],
             "media_ports": list(self.ports),
             "hunt": hunting,
+        }
+
+    def _leg_snapshot(self, leg: Leg) -> dict[str, object]:
+        """One callee leg in /status: whom it rings, where, its state and final status."""
+        if leg is self.winner:
+            state = "answered"
+        elif leg is self._confirming:
+            state = "confirming"
+        else:
+            state = _LEG_STATES.get(leg.session.state, leg.session.state.value)
+        return {
+            "leg": leg.index,
+            "to": leg.extension or leg.label,
+            "peer": str(leg.peer),
+            "state": state,
+            "status": leg.final_status,
         }
 
     # -- starting

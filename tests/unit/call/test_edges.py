@@ -303,14 +303,27 @@ def test_snapshot_shows_the_call_while_it_rings_and_talks() -> None:
     caller, callee = net.phone("0101"), net.phone("0102")
     call = caller.dial("0102")
     incoming = callee.incoming()
+    [calling] = net.call_list()
+    assert calling["state"] == "ringing"
+    assert calling["caller"] == "0101"
+    peer = f"udp:{callee.host}:{callee.port}"
+    assert calling["callees"] == [
+        {"leg": 1, "to": "0102", "peer": peer, "state": "calling", "status": None}
+    ]
+    incoming.ring()
+    caller.take_response("180 INVITE")
     [ringing] = net.call_list()
-    assert ringing["state"] == "ringing"
-    assert ringing["caller"] == "0101"
+    assert ringing["callees"] == [
+        {"leg": 1, "to": "0102", "peer": peer, "state": "ringing", "status": None}
+    ]
     net.run_until(2.0)
     incoming.answer()
     call.ack(caller.take_response("200 INVITE"))
     [talking] = net.call_list()
     assert (talking["state"], talking["answered_by"], talking["age"]) == ("answered", "0102", 2.0)
+    assert talking["callees"] == [
+        {"leg": 1, "to": "0102", "peer": peer, "state": "answered", "status": 200}
+    ]
     assert net.ports_allocated() == 2
 
 

@@ -170,6 +170,16 @@ def confirming_net(**changes: Any) -> tuple[Net, Phone, Phone, OutCall, Request]
 
 def test_the_answering_mobile_hears_the_prompt_and_1_bridges_the_caller() -> None:
     net, provider, customer, call, _ = confirming_net()
+    [live] = net.call_list()
+    assert live["callees"] == [
+        {
+            "leg": 1,
+            "to": f"external:{MOBILE}",
+            "peer": f"udp:{PROVIDER}:5060",
+            "state": "confirming",
+            "status": 200,
+        }
+    ]
     asked = net.media_of(ConfirmAnswer)
     assert len(asked) == 1
     command = asked[0][1]
