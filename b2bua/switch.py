@@ -1362,8 +1362,7 @@ class Switch:
             extension_dids=_extension_dids(current.numbers),
             group_dids=_group_dids(current.groups),
         )
-        self.desk.groups = current.groups
-        self.desk._ring_timeout = current.calls.ring_timeout  # an overflow to an extension
+        self.desk.set_groups(current.groups, ring_timeout=current.calls.ring_timeout)
         self._call_context = replace(
             self._call_context,
             ring_timeout=current.calls.ring_timeout,

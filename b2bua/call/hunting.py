@@ -104,23 +104,32 @@ class HuntDesk:
         ring_timeout: float,
         take_message: TakeMessage | None = None,
     ) -> None:
-        self.groups = groups
         self.book = MemberBook()
         for number, extension in extensions.items():
             self.book.add(number, max_calls=extension.max_calls, dnd=extension.dnd)
-        for group in groups.values():
-            for member in group.members:
-                if external_number(member.number) is not None:
-                    # A mobile: always "registered"; one call at a time through us.
-                    self.book.add(member.number, registered=True)
         # Members whose book entry changed, in order (an ordered set): the switch wakes
         # the hunts waiting for them.
         self.changed: dict[str, None] = {}
         self._devices = devices
         self._take_message = take_message
+        self.groups: Mapping[str, HuntGroup] = {}
         self._ring_timeout = ring_timeout
+        self.set_groups(groups, ring_timeout=ring_timeout)
         self._usage: dict[int, _Usage] = {}  # by call ref, oldest first
         self._hunting: dict[int, _Usage] = {}  # the calls whose hunt is on, oldest first
+
+    def set_groups(self, groups: Mapping[str, HuntGroup], *, ring_timeout: float) -> None:
+        """The groups new calls hunt in (at start, and at a reload: a hunt in progress
+        keeps its own group), and how long an ``extension:`` overflow rings."""
+        self.groups = groups
+        self._ring_timeout = ring_timeout
+        for group in groups.values():
+            for member in group.members:
+                if external_number(member.number) is not None and not self.book.knows(
+                    member.number
+                ):
+                    # A mobile: always "registered"; one call at a time through us.
+                    self.book.add(member.number, registered=True)
 
     # -- presence (from the registrar)
 

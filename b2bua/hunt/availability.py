@@ -107,6 +107,10 @@ class MemberBook:
     def channel_closed(self, group: str) -> None:
         self._channels[group] = max(0, self._channels.get(group, 0) - 1)
 
+    def knows(self, number: str) -> bool:
+        """Whether ``number`` was added (or touched by a call) already."""
+        return number in self._lines
+
     def _line(self, number: str) -> _Line:
         return self._lines.setdefault(number, _Line())
 

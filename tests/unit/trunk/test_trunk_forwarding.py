@@ -5,6 +5,7 @@ Diversion with the company number, and answers the provider's challenge."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from b2bua.hunt.model import Hangup, HuntGroup, Member, Strategy, ToExternal
@@ -238,3 +239,14 @@ def test_the_caller_hanging_up_during_the_confirmation_ends_it() -> None:
     assert len(net.media_of(StopConfirm)) == 1
     net.run(60)
     net.assert_idle()
+
+
+def test_a_reload_that_adds_an_external_member_rings_it_on_the_next_call() -> None:
+    net, provider, customer = network(shop(members=(Member("101"),)))
+    settings = net.switch.settings
+    with_mobile = shop(members=(Member(f"external:{MOBILE}"),))
+    net.switch.reload(dataclasses.replace(settings, groups={"shop": with_mobile}))
+    members = net.switch.snapshot(net.now)["groups"]["shop"]["members"]
+    assert members == [{"extension": f"external:{MOBILE}", "state": "idle"}]
+    customer.invite(SHOP_NUMBER)
+    assert provider.take_request("INVITE").uri == f"sip:{MOBILE}@{PROVIDER}"
