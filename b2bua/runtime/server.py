@@ -177,8 +177,14 @@ class Server:
         # Two clocks (ARCHITECTURE.md): timers run on loop.time(); bindings persist
         # wall-clock instants, converted with this offset.
         wall_offset = time.time() - loop.time()
+        # A concrete logger, not the lazy proxy: each log call on a proxy builds the bound
+        # logger again (about 6 us; 1.9% of the switch's CPU in the profile at 250 calls/s).
         self.switch = Switch(
-            settings, SecureIds(), log, secret=secrets.token_bytes(64), wall_offset=wall_offset
+            settings,
+            SecureIds(),
+            log.bind(),
+            secret=secrets.token_bytes(64),
+            wall_offset=wall_offset,
         )
         self.metrics = Metrics(lambda: self._snapshot(loop), self._counts)
         self.panel = PanelFeed(lambda: panel_state(self._snapshot(loop), self.recent))
