@@ -1345,15 +1345,33 @@ class Switch:
         """Calls the switch still holds (ringing, answered or finishing)."""
         return len(self._calls)
 
-    def reload(self, settings: SwitchSettings) -> None:
-        """Take the groups, numbers and call settings of ``settings`` for new calls.
-        Calls in progress keep what they started with (each hunt holds its own group,
-        each call its context). Everything else in ``settings`` is ignored: the shell
-        says which sections need a restart (b2bua/runtime/reload.py)."""
+    def reload(self, settings: SwitchSettings, now: float = 0.0) -> list[Output]:
+        """Take the extensions, groups, numbers, mailboxes and call settings of
+        ``settings``. Calls in progress keep what they started with (each hunt holds its
+        own group, each call its context); new calls and new registrations follow the new
+        config. An extension that is gone loses its bindings (returned: DeleteBinding)
+        and can no longer authenticate; a changed password is the only one accepted.
+        Everything else in ``settings`` is ignored: the shell says which sections need a
+        restart (b2bua/runtime/reload.py)."""
         self.settings = replace(
-            self.settings, groups=settings.groups, numbers=settings.numbers, calls=settings.calls
+            self.settings,
+            extensions=settings.extensions,
+            mailboxes=settings.mailboxes,
+            groups=settings.groups,
+            numbers=settings.numbers,
+            calls=settings.calls,
         )
         current = self.settings
+        removed = self.registrar.set_extensions(current.extensions)
+        self._qualifier.set_extensions(current.extensions)
+        for number, extension in current.extensions.items():
+            before = self.desk.book.state(number)
+            self.desk.book.add(number, max_calls=extension.max_calls, dnd=extension.dnd)
+            if self.desk.book.state(number) != before:
+                self.desk.changed[number] = None
+        self._time_bindings([], removed, now)
+        for aor in dict.fromkeys(reg.binding.aor for reg in removed):
+            self._presence(aor)
         self._dial_plan = DialPlan(current.extensions, current.numbers, current.groups)
         self.outbound = OutboundPlan(
             current.trunks,
@@ -1368,6 +1386,10 @@ class Switch:
             ring_timeout=current.calls.ring_timeout,
             confirm_timeout=current.calls.confirm_timeout,
         )
+        out: list[Output] = [
+            DeleteBinding(aor=reg.binding.aor, contact=reg.binding.contact) for reg in removed
+        ]
+        return out + self._settle(now)
 
     # -- carrier trunks
 

@@ -92,6 +92,12 @@ class Authenticator:
         self._log = log
         self._ha1_cache: dict[tuple[str, Algorithm], str] = {}
 
+    def set_extensions(self, extensions: Mapping[str, Extension]) -> None:
+        """The accounts after a reload: new ones authenticate from now on, removed ones
+        no longer do, and a changed password or HA1 is the only one accepted."""
+        self._secrets = {number: secret_of(ext) for number, ext in extensions.items()}
+        self._ha1_cache.clear()
+
     def authenticate(self, request: Request, source: str, now: float) -> AuthResult:
         """``source`` is the address the request came from (for blocking)."""
         proxy = request.method != "REGISTER"

@@ -41,6 +41,9 @@ class Qualifier:
         self._ids = ids
         self._local = local
 
+    def set_extensions(self, extensions: Mapping[str, Extension]) -> None:
+        self._extensions = extensions
+
     def interval(self, aor: str) -> float:
         """Seconds between pings for this extension's contacts (0: never)."""
         extension = self._extensions.get(aor)

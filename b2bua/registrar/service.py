@@ -71,6 +71,23 @@ class RegistrarService:
             log=log,
         )
 
+    def set_extensions(self, extensions: Mapping[str, Extension]) -> list[Registration]:
+        """Take the extensions of a reloaded config. The bindings of an extension that is
+        gone are removed (returned: the switch deletes them from the store)."""
+        removed = [
+            reg
+            for aor in self.location.aors()
+            if aor not in extensions
+            for reg in self.location.remove_all(aor)
+        ]
+        self.extensions = extensions
+        self.authenticator.set_extensions(extensions)
+        for reg in removed:
+            self._log.info(
+                "unregistered", aor=reg.binding.aor, contact=reg.binding.contact, why="removed"
+            )
+        return removed
+
     def authenticate(self, request: Request, peer: Peer, now: float) -> AuthResult:
         return self.authenticator.authenticate(request, peer.host, now)
 

@@ -87,6 +87,12 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
 
+    def carry_out(self, outputs: list[Output]) -> None:
+        """Execute what the core returned outside :meth:`feed` (a reload), and re-arm for
+        its next deadline."""
+        self._execute(outputs)
+        self._rearm()
+
     def feed(self, event: Input) -> None:
         observer = self._observer
         if observer is not None and isinstance(event, DatagramReceived | StreamReceived):

@@ -1,7 +1,9 @@
 """What a reload (SIGHUP, ``b2bua reload``) may change without a restart.
 
-The sections that only decide what *new* calls do are taken live: ``[groups]`` (members,
-strategy, timers, destinations), ``[numbers]`` and ``[calls]``. Every other section is
+The sections that only decide what *new* calls and registrations do are taken live:
+``[extensions]`` (accounts, passwords, permissions, mailboxes: a removed extension's
+bindings are dropped), ``[groups]`` (members, strategy, timers, destinations),
+``[numbers]`` and ``[calls]``. Every other section is
 bound into something running (sockets, the registrar's secrets, the media port range,
 trunk registrations, the status server), so a file that changes one of them is refused
 as a whole, naming those sections: nothing is half-applied, and the operator restarts
@@ -16,7 +18,7 @@ from typing import Final
 from b2bua.config import Config
 
 #: The sections a reload applies to new calls.
-LIVE_SECTIONS: Final = ("groups", "numbers", "calls")
+LIVE_SECTIONS: Final = ("extensions", "groups", "numbers", "calls")
 
 
 class ReloadRefusedError(Exception):

@@ -341,7 +341,15 @@ class Server:
         except ReloadRefusedError as refused:
             return self._reload_refused(path, [f"{path}: {line}" for line in refused.errors])
         settings = switch_settings(new, tuple(self.bound), self.switch.settings.trunks)
-        self.switch.reload(settings)
+        outputs = self.switch.reload(settings, loop.time())
+        if self.driver is not None:
+            self.driver.carry_out(outputs)
+        if self.voicemail is not None:
+            before = set(self.voicemail.mailboxes)
+            self.voicemail.mailboxes = settings.mailboxes
+            for mailbox in settings.mailboxes:
+                if mailbox not in before:
+                    self.voicemail.changed(mailbox)  # the new box's lamp
         self.config = new
         if self.media is not None and self.media._confirm_prompt is None:
             # A group gained a member who must confirm: make the prompt it will hear

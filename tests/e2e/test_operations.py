@@ -267,3 +267,30 @@ def test_sigint_ends_the_calls_in_progress_at_once_with_bye(tmp_path: Path) -> N
         [ending] = log_events(switch, "drain_ending_calls")
         assert (ending["calls"], ending["hurried"]) == (1, True)
         assert log_events(switch, "drained")[0]["calls_left"] == 0
+
+
+def test_reload_adds_an_extension_that_registers_and_takes_calls_at_once(
+    tmp_path: Path,
+) -> None:
+    write_tone_wav_ulaw(tmp_path / "caller_tone.wav", 1000, 1.0)
+    good = team_config('["201"]')
+    with running(tmp_path, good) as switch:
+        # A new line, 204, in the file and in the group; no restart.
+        config_file(switch).write_text(
+            good.replace('members = ["201"]', 'members = ["204"]')
+            + '\n[extensions."204"]\npassword = "secret-204"\n'
+        )
+        os.kill(switch.pid, signal.SIGHUP)
+        wait_until(lambda: log_events(switch, "config_reloaded"), 10, "the reload taken")
+        assert log_events(switch, "config_reloaded")[0]["changed"] == ["extensions", "groups"]
+        with callee(switch, "204", "call_uas_answer.xml", tmp_path) as new_line:
+            wait_until(lambda: "204" in switch.status()["registrations"], 10, "204 registered")
+            customer = call(
+                switch, "call_uac_public_basic.xml", tmp_path, "-d", "1000",
+                called=TEAM_DID, caller=None, name="customer",
+            )  # fmt: skip
+            assert customer.returncode == 0, report(tmp_path, customer)
+            assert new_line.finish() == 0, report(tmp_path)
+        wait_until(lambda: len(records(switch)) == 1, 10, "the call record")
+        [record] = records(switch)
+    assert record["answered_by"] == "204"

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from b2bua.events import DatagramReceived
+from b2bua.events import DatagramReceived, DeleteBinding
 from b2bua.hunt.model import Hangup, HuntGroup, Member, Strategy
+from b2bua.registrar.settings import Extension
 from b2bua.sip.address import Peer, Transport
 
 from .harness import Net, answered_call
@@ -162,3 +163,36 @@ def test_parse_errors_are_counted() -> None:
     for data in (b"HELLO\r\n\r\n", b"INVITE sip:x SIP/2.0\r\nCSeq: one INVITE\r\n\r\n"):
         net.feed(DatagramReceived(data=data, peer=phone))
     assert net.switch.counters.parse_errors == 2
+
+
+def test_a_reload_adds_removes_and_changes_extensions_for_new_registrations() -> None:
+    net = Net()
+    mary = net.phone("0101", password="secret-0101")
+    kate = net.phone("0102", password="secret-0102")
+    settings = net.switch.settings
+    accounts = dict(settings.extensions)
+    del accounts["0102"]  # Kate leaves
+    accounts["0104"] = Extension(name="New line", password="secret-0104")  # a new line
+    accounts["0101"] = accounts["0101"].model_copy(update={"password": "new-secret-0101"})
+    outputs = net.switch.reload(replace(settings, extensions=accounts), net.now)
+    # Kate's binding goes, from the location and from the store.
+    assert outputs == [DeleteBinding(aor="0102", contact=kate.contact)]
+    assert net.switch.registrar.location.registrations("0102") == []
+    # The new line registers and is reachable at once.
+    newcomer = net.phone("0104", password="secret-0104")
+    call = mary.invite("0104")
+    challenged = mary.take_response("407 INVITE")
+    call.ack(challenged)
+    # Mary's old password no longer works (403); with the new one she calls the new line.
+    mary.password = "secret-0101"
+    mary.dial("0104")
+    mary.take_response("403 INVITE")
+    mary.password = "new-secret-0101"
+    placed = mary.dial("0104")
+    ringing = newcomer.incoming()
+    ringing.answer()
+    newcomer.take("ACK")
+    placed.ack(mary.take_response("200 INVITE"))
+    # Kate's number is gone: 404 to an authenticated caller.
+    gone = mary.dial("0102")
+    gone.ack(mary.take_response("404 INVITE"))

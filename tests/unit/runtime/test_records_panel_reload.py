@@ -213,14 +213,20 @@ def test_a_reload_that_changes_groups_numbers_or_calls_is_taken() -> None:
 
 def test_a_reload_that_changes_anything_else_is_refused_naming_the_sections() -> None:
     running = config(BASE)
-    new = config(BASE + '[extensions.103]\npassword = "secret-103"\n[sip]\nt1 = 0.25\n')
+    new = config(BASE + "[sip]\nt1 = 0.25\n[media]\nrtp_timeout = 30\n")
     with pytest.raises(ReloadRefusedError) as refused:
         reload_changes(running, new)
+    live = "[extensions], [groups], [numbers], [calls]"
     assert refused.value.errors == [
-        "[sip] changed: it needs a restart (a reload applies [groups], [numbers], [calls] only)",
-        "[extensions] changed: it needs a restart (a reload applies [groups], [numbers], "
-        "[calls] only)",
+        f"[sip] changed: it needs a restart (a reload applies {live} only)",
+        f"[media] changed: it needs a restart (a reload applies {live} only)",
     ]
+
+
+def test_a_reload_that_adds_an_extension_is_taken() -> None:
+    running = config(BASE)
+    new = config(BASE + '[extensions.103]\npassword = "secret-103"\n')
+    assert reload_changes(running, new) == ["extensions"]
 
 
 def test_status_token_must_look_like_a_bearer_token() -> None:
