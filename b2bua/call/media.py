@@ -162,11 +162,9 @@ class OwnAnswer:
     view: MediaView
 
 
-def g711_of(sdp: bytes) -> tuple[int, int | None] | None:
-    """(voice payload type, telephone-event payload type or None) of ``sdp``'s first audio
-    stream when it speaks G.711, for the switch to talk to that side itself (confirm-call);
-    None otherwise. Raises SdpError for SDP that does not parse."""
-    sd = parse_sdp(sdp)
+def _g711_stream(sd: SessionDescription) -> tuple[int, list[str], list[str]] | None:
+    """(index of the first audio stream, its G.711 formats, its telephone-event formats),
+    each in the SDP's order; None when that stream has no G.711."""
     index = _first_audio(sd)
     if index is None:
         return None
@@ -174,7 +172,17 @@ def g711_of(sdp: bytes) -> tuple[int, int | None] | None:
     voice = common_formats(media, VOICE_FORMATS)
     if not voice:
         return None
-    events = common_formats(media, (EVENT_FORMAT,))
+    return index, voice, common_formats(media, (EVENT_FORMAT,))
+
+
+def g711_of(sdp: bytes) -> tuple[int, int | None] | None:
+    """(voice payload type, telephone-event payload type or None) of ``sdp``'s first audio
+    stream when it speaks G.711, for the switch to talk to that side itself (confirm-call);
+    None otherwise. Raises SdpError for SDP that does not parse."""
+    stream = _g711_stream(parse_sdp(sdp))
+    if stream is None:
+        return None
+    _, voice, events = stream
     return int(voice[0]), int(events[0]) if events else None
 
 
@@ -185,14 +193,11 @@ def answer_as_endpoint(offer: bytes, host: str, port: int, session_id: str) -> O
     0). None when the offer has no G.711 audio (the caller then gets 488). Raises
     SdpError for an offer that does not parse."""
     sd = parse_sdp(offer)
-    index = _first_audio(sd)
-    if index is None:
+    stream = _g711_stream(sd)
+    if stream is None:
         return None
+    index, voice, events = stream
     offered = sd.media[index]
-    voice = common_formats(offered, VOICE_FORMATS)
-    if not voice:
-        return None
-    events = common_formats(offered, (EVENT_FORMAT,))
     chosen = [voice[0], *events[:1]]
     rtpmaps, fmtp = offered.rtpmaps, offered.fmtp
     attributes: list[Attribute] = []
