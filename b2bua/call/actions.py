@@ -13,6 +13,7 @@ from b2bua.call.records import CallRecord
 from b2bua.dialog import LocalAddress, SessionTimer
 from b2bua.hunt.engine import HuntTimer
 from b2bua.sip.address import Peer, Transport
+from b2bua.sip.digest import DigestAccount
 from b2bua.sip.message import Request, Response
 from b2bua.transaction.keys import TransactionKey
 from b2bua.transaction.timers import TimerSettings
@@ -164,18 +165,6 @@ CallAction: TypeAlias = (
 
 
 @dataclass(frozen=True, slots=True)
-class TrunkAccount:
-    """A trunk's digest credentials, to answer its provider's 401/407 (one of
-    ``password`` and an HA1; ``realm``, when set, is the only realm answered)."""
-
-    username: str
-    password: str | None = None
-    ha1_md5: str | None = None
-    ha1_sha256: str | None = None
-    realm: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class TrunkLeg:
     """How a callee leg through carrier trunk ``trunk`` is written: To and From (without
     tag) and extra header fields (P-Asserted-Identity, Privacy, Diversion)."""
@@ -184,7 +173,7 @@ class TrunkLeg:
     to: str
     from_: str
     headers: tuple[tuple[str, str], ...] = ()
-    account: TrunkAccount | None = None
+    account: DigestAccount | None = None  # answers the provider's 401/407
     member: str | None = None  # an external hunt member (``external:<number>``)
     confirm: bool = False  # the person who answers must press 1 before the bridge
 

@@ -46,7 +46,6 @@ from b2bua.call.legs import Leg, Relayed, best_final_status, disposition_of
 from b2bua.call.media import MediaView, SdpFace, answer_as_endpoint, g711_of, view_of
 from b2bua.call.records import CallRecord, Disposition
 from b2bua.call.session_timer import NegotiatedTimer, Refresher, negotiate
-from b2bua.call.trunk_auth import answer_trunk_challenge, any_stale
 from b2bua.dialog import (
     SessionAction,
     SessionState,
@@ -537,18 +536,19 @@ class Call:
         sent = leg.session.invite
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         values = response.headers.get_all(header.lower())
-        if leg.challenges and not any_stale(values):
+        challenge, problem = account.choose(values, method="INVITE", uri=sent.uri)
+        if challenge is None:
+            self.log.warning(
+                "trunk_challenge_not_answered", trunk=trunk.trunk, leg=leg.index, why=problem
+            )
+            return None
+        if leg.challenges and not challenge.stale:
             self.log.warning("trunk_credentials_refused", trunk=trunk.trunk, leg=leg.index)
             return None
-        authorization = answer_trunk_challenge(
-            account,
-            values,
-            method="INVITE",
-            uri=sent.uri,
-            cnonce=self._ids.new_tag(),
+        authorization = account.answer(
+            challenge, method="INVITE", uri=sent.uri, nc=1, cnonce=self._ids.new_tag()
         )
-        if authorization is None:
-            self.log.warning("trunk_challenge_not_answered", trunk=trunk.trunk, leg=leg.index)
+        if authorization is None:  # choose() answered it once already: cannot happen
             return None
         leg.challenges += 1
         name = "Authorization" if response.status == 401 else "Proxy-Authorization"

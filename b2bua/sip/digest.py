@@ -29,7 +29,7 @@ from enum import Enum, StrEnum
 from typing import Final, TypeAlias
 
 from b2bua.sip import grammar
-from b2bua.sip.errors import LocalProtocolError, ParseError
+from b2bua.sip.errors import LocalProtocolError, ParseError, SipError
 
 
 class UnsupportedDigestError(ParseError):
@@ -489,3 +489,76 @@ class NonceKeeper:
             del self._last_nc[oldest]
             self._forgotten = max(self._forgotten, (issued_at, serial))
         return True
+
+
+# --- the client side: an account answering a server's challenges --------------------------
+
+#: The stronger algorithm first, when a server offers both (RFC 8760 section 3).
+CLIENT_PREFERENCE: Final = {Algorithm.SHA256: 0, Algorithm.MD5: 1}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DigestAccount:
+    """Credentials a UAC answers challenges with (a carrier trunk's account): one of
+    ``password`` and the HA1s; ``realm``, when set, is the only realm answered."""
+
+    username: str
+    password: str | None = None
+    ha1_md5: str | None = None
+    ha1_sha256: str | None = None
+    realm: str | None = None
+
+    def secret(self, algorithm: Algorithm) -> tuple[str | None, str | None] | None:
+        """(password, ha1) that answer ``algorithm``, or None when nothing does."""
+        if self.password is not None:
+            return self.password, None
+        ha1 = self.ha1_md5 if algorithm is Algorithm.MD5 else self.ha1_sha256
+        return None if ha1 is None else (None, ha1)
+
+    def answer(
+        self, challenge: Challenge, *, method: str, uri: str, nc: int, cnonce: str
+    ) -> str | None:
+        """The credentials for ``challenge``, or None when they cannot be written (no
+        secret for its algorithm, characters we cannot echo, nc out of range)."""
+        password, ha1 = self.secret(challenge.algorithm) or (None, None)
+        if password is None and ha1 is None:
+            return None
+        try:
+            return answer_challenge(
+                challenge,
+                username=self.username,
+                password=password,
+                ha1=ha1,
+                method=method,
+                uri=uri,
+                cnonce=cnonce,
+                nc=nc,
+            )
+        except SipError:
+            return None
+
+    def choose(
+        self, values: Sequence[str], *, method: str, uri: str
+    ) -> tuple[Challenge | None, str]:
+        """The challenge of ``values`` (header field values) to answer, the stronger
+        algorithm first; or None and why none can be: not digest, another realm than
+        ours, an algorithm we hold no secret for, characters we cannot echo."""
+        usable: list[Challenge] = []
+        problems: list[str] = []
+        for value in values:
+            try:
+                challenge = parse_challenge(value)
+            except SipError as exc:
+                problems.append(f"unusable challenge: {exc}")
+                continue
+            if self.realm is not None and challenge.realm != self.realm:
+                problems.append(f"challenge for realm {challenge.realm[:64]!r}, not {self.realm!r}")
+            elif self.secret(challenge.algorithm) is None:
+                problems.append(f"no secret for {challenge.algorithm.value}")
+            elif self.answer(challenge, method=method, uri=uri, nc=1, cnonce="0") is None:
+                problems.append("challenge with characters we cannot echo")
+            else:
+                usable.append(challenge)
+        if not usable:
+            return None, problems[0] if problems else "no digest challenge"
+        return min(usable, key=lambda c: CLIENT_PREFERENCE[c.algorithm]), ""

@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from b2bua.call.actions import Target, TrunkAccount, TrunkLeg
+from b2bua.call.actions import Target, TrunkLeg
 from b2bua.call.settings import CallSettings
 from b2bua.registrar.settings import Extension
+from b2bua.sip.digest import DigestAccount
 from b2bua.sip.status import StatusCode
 from b2bua.trunk.settings import OutboundRoute, Trunk
 
@@ -179,7 +180,7 @@ class OutboundPlan:
 ANONYMOUS_FROM: Final = '"Anonymous" <sip:anonymous@anonymous.invalid>'
 
 
-def account_of(trunk: Trunk) -> TrunkAccount | None:
+def account_of(trunk: Trunk) -> DigestAccount | None:
     """The trunk's digest credentials, when it has a secret."""
     settings = trunk.settings
     has_secret = any(
@@ -187,7 +188,7 @@ def account_of(trunk: Trunk) -> TrunkAccount | None:
     )
     if settings.username is None or not has_secret:
         return None
-    return TrunkAccount(
+    return DigestAccount(
         username=settings.username,
         password=settings.password,
         ha1_md5=settings.ha1_md5,

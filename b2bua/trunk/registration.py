@@ -38,7 +38,7 @@ from b2bua.ids import IdSource
 from b2bua.registrar.qualify import LocalIdentity
 from b2bua.sip import grammar
 from b2bua.sip.address import Transport
-from b2bua.sip.digest import Algorithm, Challenge, answer_challenge, parse_challenge
+from b2bua.sip.digest import Challenge, DigestAccount
 from b2bua.sip.errors import SipError
 from b2bua.sip.headers import NameAddr, parse_name_addr
 from b2bua.sip.message import Headers, Request, Response
@@ -65,7 +65,6 @@ _DELTA_SECONDS_RE: Final = re.compile(r"[0-9]{1,10}")
 _RETRY_AFTER_RE: Final = re.compile(r"[ \t]*([0-9]{1,10})(?![0-9])")
 _MAX_DELTA: Final = 2**32 - 1
 # The first algorithm we have a secret for wins (RFC 8760 section 2.4: SHA-256 over MD5).
-_PREFERENCE: Final = {Algorithm.SHA256: 0, Algorithm.MD5: 1}
 # Which header answers which challenge (RFC 3261 sections 22.2 and 22.3).
 _ANSWER_HEADER: Final = {401: "Authorization", 407: "Proxy-Authorization"}
 _CHALLENGE_HEADER: Final = {401: "WWW-Authenticate", 407: "Proxy-Authenticate"}
@@ -227,6 +226,13 @@ class RegistrationClient:
             host = f"[{host}]"  # an IPv6 reference (RFC 3261 section 25.1)
         self._host, self._port = host, port
         self._registrar = str(settings.registrar)
+        self._account = DigestAccount(
+            username=settings.username,
+            password=settings.password,
+            ha1_md5=settings.ha1_md5,
+            ha1_sha256=settings.ha1_sha256,
+            realm=settings.realm,
+        )
         tcp = ";transport=tcp" if settings.transport is Transport.TCP else ""
         self.contact = f"sip:{settings.contact_user}@{host}:{port}{tcp}"
         self._call_id = f"{ids.new_call_id()}@{host}"
@@ -463,7 +469,7 @@ class RegistrationClient:
         to be answered, else why not (which makes the response a failure)."""
         kind = _ANSWER_HEADER[response.status]
         values = response.headers.get_all(_CHALLENGE_HEADER[response.status])
-        challenge, problem = self._choose_challenge(values)
+        challenge, problem = self._account.choose(values, method="REGISTER", uri=self._registrar)
         if challenge is None:
             return problem
         sent = self._credentials.get(kind)
@@ -478,28 +484,6 @@ class RegistrationClient:
         self._credentials[kind] = _Credential(challenge=challenge, nc=nc, answered=True)
         self._follow_ups += 1
         return None
-
-    def _choose_challenge(self, values: list[str]) -> tuple[Challenge | None, str]:
-        usable: list[Challenge] = []
-        problems: list[str] = []
-        for value in values:
-            try:
-                challenge = parse_challenge(value)
-            except SipError as exc:
-                problems.append(f"unusable challenge: {exc}")
-                continue
-            realm = self.settings.realm
-            if realm is not None and challenge.realm != realm:
-                problems.append(f"challenge for realm {challenge.realm[:64]!r}, not {realm!r}")
-            elif self._secret(challenge.algorithm) is None:
-                problems.append(f"no secret for {challenge.algorithm.value}")
-            elif self._answer(challenge, nc=1, cnonce="0") is None:
-                problems.append("challenge with characters we cannot echo")
-            else:
-                usable.append(challenge)
-        if not usable:
-            return None, problems[0] if problems else "no digest challenge"
-        return min(usable, key=lambda c: _PREFERENCE[c.algorithm]), ""
 
     def _take_min_expires(self, response: Response) -> str | None:
         """RFC 3261 section 10.2.8: 423 asks again with Expires = Min-Expires."""
@@ -604,29 +588,10 @@ class RegistrationClient:
         # pass 2**32 - 1 (RFC 7616 section 3.4: 8 hex digits).
         return self._answer(credential.challenge, nc=credential.nc, cnonce=self._ids.new_tag())
 
-    def _secret(self, algorithm: Algorithm) -> tuple[str | None, str | None] | None:
-        """(password, ha1) for ``algorithm``, or None when we cannot answer it."""
-        settings = self.settings
-        if settings.password is not None:
-            return settings.password, None
-        ha1 = settings.ha1_md5 if algorithm is Algorithm.MD5 else settings.ha1_sha256
-        return None if ha1 is None else (None, ha1)
-
     def _answer(self, challenge: Challenge, *, nc: int, cnonce: str) -> str | None:
-        password, ha1 = self._secret(challenge.algorithm) or (None, None)
-        try:
-            return answer_challenge(
-                challenge,
-                username=self.settings.username,
-                password=password,
-                ha1=ha1,
-                method="REGISTER",
-                uri=self._registrar,
-                cnonce=cnonce,
-                nc=nc,
-            )
-        except SipError:
-            return None  # control characters in its nonce, realm or opaque; nc out of range
+        return self._account.answer(
+            challenge, method="REGISTER", uri=self._registrar, nc=nc, cnonce=cnonce
+        )
 
     # -- bookkeeping ---------------------------------------------------------------------
 
