@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Final
+from typing import Final, cast
 
 from media.commands import (
     Address,
@@ -223,41 +223,54 @@ class RelaySession:
 
     # Per packet.
 
-    def on_packet(self, side: Side, data: bytearray, source: Address, now: float) -> Address | None:
+    def on_packet(
+        self, side: Side, data: bytes | bytearray, source: Address, now: float
+    ) -> Address | None:
         """A datagram arrived on side ``side``'s RTP socket from ``source``: return where
-        to send ``data`` (rewritten in place when needed), or ``None`` to drop it."""
-        size = len(data)
-        if side is Side.A:
-            leg = self._a
-            if size < FIXED_HEADER_SIZE or data[0] & _VERSION_MASK != _VERSION_2:
-                leg.dropped += 1
-                return None
-            if source != leg.rtp_source and not self._latch_rtp(leg, Side.A, source):
-                leg.dropped += 1
-                return None
-            leg.last_packet_at = now
-            dest = self._b.rtp_dest
-            if dest is None:
-                leg.dropped += 1
-                return None
-            leg.packets += 1
-            leg.octets += size
-            return dest
+        to send ``data`` (rewritten in place when needed), or ``None`` to drop it.
 
+        The host binds :meth:`on_packet_a` and :meth:`on_packet_b` to each side's socket
+        directly (no side argument to pass and test per packet); this is the same."""
+        if side is Side.A:
+            return self.on_packet_a(data, source, now)
+        return self.on_packet_b(cast(bytearray, data), source, now)
+
+    def on_packet_a(self, data: bytes | bytearray, source: Address, now: float) -> Address | None:
+        """:meth:`on_packet` for side A (the caller): never rewritten, so ``data`` may be
+        the received ``bytes``."""
+        leg = self._a
+        if len(data) < FIXED_HEADER_SIZE or data[0] & _VERSION_MASK != _VERSION_2:
+            leg.dropped += 1
+            return None
+        if source != leg.rtp_source and not self._latch_rtp(leg, Side.A, source):
+            leg.dropped += 1
+            return None
+        dest = self._b.rtp_dest
+        if dest is None:
+            leg.dropped += 1
+            return None
+        leg.last_packet_at = now
+        leg.packets += 1
+        leg.octets += len(data)
+        return dest
+
+    def on_packet_b(self, data: bytearray, source: Address, now: float) -> Address | None:
+        """:meth:`on_packet` for side B (the callee): ``data`` must be writable once the
+        session rewrites (after :meth:`switch_b`), before that ``bytes`` will do."""
         leg = self._b
-        if size < FIXED_HEADER_SIZE or data[0] & _VERSION_MASK != _VERSION_2:
+        if len(data) < FIXED_HEADER_SIZE or data[0] & _VERSION_MASK != _VERSION_2:
             leg.dropped += 1
             return None
         if source != leg.rtp_source and not self._latch_rtp(leg, Side.B, source):
             leg.dropped += 1
             return None
-        leg.last_packet_at = now
         dest = self._a.rtp_dest
         if dest is None:
             leg.dropped += 1
             return None
+        leg.last_packet_at = now
         leg.packets += 1
-        leg.octets += size
+        leg.octets += len(data)
         if 192 <= data[1] <= 223:  # RTCP on the RTP port (RFC 5761 §4): not ours to track
             return dest
         seq, ts, ssrc = _read_seq_ts_ssrc(data, 2)
