@@ -12,6 +12,7 @@ import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, closing, suppress
+from dataclasses import replace
 from typing import TypeAlias
 
 import pytest
@@ -215,6 +216,62 @@ def test_relays_rtp_both_ways_unchanged_from_the_opposite_port(run: Run) -> None
                 (Side.A, a.address),
                 (Side.B, b.address),
             }
+
+    run(body)
+
+
+def test_relays_over_ipv6_with_two_part_addresses(run: Run) -> None:
+    """Over ::1 both sides take the general callback (not side A's IPv4 one): the socket
+    layer's four-part source addresses are cut to (ip, port) before latching."""
+    v6 = "::1"
+
+    def free_v6_pairs(count: int) -> list[int]:
+        found: list[int] = []
+        while len(found) < count:
+            with (
+                closing(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)) as rtp_probe,
+                closing(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)) as rtcp_probe,
+            ):
+                port = random.randrange(20000, 30000, 2)
+                try:
+                    rtp_probe.bind((v6, port))
+                    rtcp_probe.bind((v6, port + 1))
+                except OSError:
+                    continue
+            if port not in found:
+                found.append(port)
+        return found
+
+    async def body() -> None:
+        port_a, port_b = free_v6_pairs(2)
+        phone_a, phone_b = free_v6_pairs(2)
+        a_rtp, b_rtp = await endpoint(v6, phone_a), await endpoint(v6, phone_b)
+        a_rtcp, b_rtcp = await endpoint(v6, phone_a + 1), await endpoint(v6, phone_b + 1)
+        try:
+            async with media_host() as (host, reports):
+                command = open_session(port_a, port_b, (v6, phone_a), (v6, phone_b))
+                host.execute(replace(command, local_host=v6))
+                for seq in range(5):
+                    a_rtp.send(rtp(seq, 0xA), (v6, port_a))
+                    assert await b_rtp.recv() == (rtp(seq, 0xA), (v6, port_b))
+                    b_rtp.send(rtp(seq, 0xB), (v6, port_b))
+                    assert await a_rtp.recv() == (rtp(seq, 0xB), (v6, port_a))
+                b_rtcp.send(rtcp_receiver_report(0xB), (v6, port_b + 1))
+                assert await a_rtcp.recv() == (rtcp_receiver_report(0xB), (v6, port_a + 1))
+                latched = await reports.wait_for(Latched, 3)
+                seen = {(r.side, r.address, r.is_rtcp) for r in latched if isinstance(r, Latched)}
+                assert seen == {
+                    (Side.A, (v6, phone_a), False),
+                    (Side.B, (v6, phone_b), False),
+                    (Side.B, (v6, phone_b + 1), True),
+                }
+                stats = host.stats(SID)
+                assert stats is not None
+                assert (stats.packets_a_to_b, stats.packets_b_to_a, stats.dropped) == (5, 5, 0)
+        finally:
+            for end in (a_rtp, b_rtp, a_rtcp, b_rtcp):
+                end.transport.close()
+            await asyncio.sleep(0)
 
     run(body)
 
