@@ -245,11 +245,11 @@ class RelaySession:
         if source != leg.rtp_source and not self._latch_rtp(leg, Side.A, source):
             leg.dropped += 1
             return None
+        leg.last_packet_at = now
         dest = self._b.rtp_dest
         if dest is None:
             leg.dropped += 1
             return None
-        leg.last_packet_at = now
         leg.packets += 1
         leg.octets += len(data)
         return dest
@@ -264,11 +264,11 @@ class RelaySession:
         if source != leg.rtp_source and not self._latch_rtp(leg, Side.B, source):
             leg.dropped += 1
             return None
+        leg.last_packet_at = now
         dest = self._a.rtp_dest
         if dest is None:
             leg.dropped += 1
             return None
-        leg.last_packet_at = now
         leg.packets += 1
         leg.octets += len(data)
         if 192 <= data[1] <= 223:  # RTCP on the RTP port (RFC 5761 §4): not ours to track

@@ -203,6 +203,33 @@ def test_idle_for_counts_from_the_last_rtp_of_either_side() -> None:
     assert relay.idle_for(155.0) == 5.0
 
 
+def test_rtp_with_nowhere_to_go_yet_still_counts_as_activity() -> None:
+    """The caller talks before the callee's SDP is known: dropped, but the call is not
+    silent (no RTP timeout for it)."""
+    relay = session(expected_b=None, now=100.0)
+    assert relay.on_packet_a(rtp(1, 0, 7), CALLER, 125.0) is None
+    assert relay.idle_for(130.0) == 5.0
+    assert relay.last_packet_at(Side.A) == 125.0
+
+
+def test_the_side_bound_handlers_decide_as_on_packet_does() -> None:
+    by_side, bound = session(), session()
+    packets = [
+        (Side.A, rtp(1, 0, 7), CALLER),
+        (Side.B, rtp(1, 0, 9), CALLEE),
+        (Side.A, rtp(2, 160, 7), STRANGER),
+        (Side.B, bytearray(11), CALLEE),
+        (Side.B, rtp(2, 160, 9), CALLEE),
+    ]
+    for at, (side, data, source) in enumerate(packets):
+        handler = bound.on_packet_a if side is Side.A else bound.on_packet_b
+        assert by_side.on_packet(side, bytearray(data), source, float(at)) == handler(
+            bytearray(data), source, float(at)
+        )
+    assert by_side.stats() == bound.stats()
+    assert by_side.take_reports() == bound.take_reports()
+
+
 # RTCP.
 
 
