@@ -46,11 +46,11 @@ from tests.e2e.test_trunks_outbound import (
     ACCOUNT_SECRET,
     CUSTOMER,
     MOBILE,
-    UNUSED_HOST,
     assert_the_switch_answered_the_challenge,
     at_provider,
     failure,
     gateway_invite,
+    provider_trunk,
     record_of,
 )
 from tests.e2e.trunk_support import (
@@ -121,16 +121,7 @@ ring_time = 10
 [groups.team.destinations]
 no_answer = "hangup"
 
-[trunks.provider]
-host = "{HOST}"
-port = {provider.port}
-username = "{ACCOUNT}"
-password = "{ACCOUNT_SECRET}"
-allow = ["{UNUSED_HOST}"]
-caller_id = "extension"
-caller_id_number = "+15550299"
-forward_caller_id = true
-
+{provider_trunk(provider)}
 [[trunks.provider.routes]]
 prefix = "+44"
 category = "national"

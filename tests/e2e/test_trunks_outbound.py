@@ -36,12 +36,12 @@ import contextlib
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
+from tests.e2e.trunk_support import gateway_sipp
 from tests.support.kamailio import KamailioProvider, ProviderFactory, provider_factory
 from tests.support.phones import (
     BaresipAccount,
@@ -52,20 +52,17 @@ from tests.support.phones import (
 )
 from tests.support.processes import (
     OUTER_GRACE,
-    SIPP,
     Address,
     RunningSwitch,
     SwitchFactory,
     assert_nothing_left,
     free_port,
-    free_udp_pair,
     log_events,
     run_sipp,
     wait_until,
 )
 from tests.support.sipp_calls import (
     SCENARIOS,
-    BackgroundCall,
     Callee,
     SippMessage,
     password,
@@ -112,6 +109,22 @@ INTERNATIONAL_DIALLED: Final = "0033123456789"
 
 
 # -- the switch's config
+
+
+def provider_trunk(provider: KamailioProvider) -> str:
+    """The ``[trunks.provider]`` table without its routes (the configs here and in
+    test_trunks_confirm.py add their own): the account, calls from 127.0.0.1 not taken
+    as the provider's (``allow`` names an unused address), the caller's DID shown."""
+    return f'''[trunks.provider]
+host = "{HOST}"
+port = {provider.port}
+username = "{ACCOUNT}"
+password = "{ACCOUNT_SECRET}"
+allow = ["{UNUSED_HOST}"]
+caller_id = "extension"
+caller_id_number = "+15550299"
+forward_caller_id = true
+'''
 
 
 def switch_config(
@@ -163,16 +176,7 @@ strategy = "linear"
 members = ["{KATE}", "external:{MOBILE}"]
 ring_time = {ring_time}
 
-[trunks.provider]
-host = "{HOST}"
-port = {provider.port}
-username = "{ACCOUNT}"
-password = "{ACCOUNT_SECRET}"
-allow = ["{UNUSED_HOST}"]
-caller_id = "extension"
-caller_id_number = "+15550299"
-forward_caller_id = true
-
+{provider_trunk(provider)}
 [[trunks.provider.routes]]
 prefix = "0"
 strip = 1
@@ -197,43 +201,6 @@ def at_provider(provider: KamailioProvider, user: str) -> str:
 
 
 # -- the gateway behind the provider
-
-
-@contextlib.contextmanager
-def gateway_uas(directory: Path, scenario: str, port: int) -> Iterator[BackgroundCall]:
-    """A SIPp UAS on ``port`` running ``scenario`` for one call; stopped by PID."""
-    command = [
-        SIPP, "-sf", str(SCENARIOS / scenario), "-i", HOST,
-        *traces(directory, "gateway"), "-trace_logs", "-log_file",
-        str(directory / "gateway-actions.log"),
-        "-p", str(port), "-cp", str(free_port()), "-mp", str(free_udp_pair()),
-        "-m", "1", "-timeout", f"{SIPP_TIMEOUT:g}s", "-timeout_error", "-nd", "-nostdin",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=directory,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    with BackgroundCall(process, "gateway", directory) as gateway:
-        wait_bound(gateway, port)
-        yield gateway
-
-
-def wait_bound(uas: BackgroundCall, port: int) -> None:
-    def bound() -> bool:
-        if uas.process.poll() is not None:
-            pytest.fail(f"SIPp {uas.name} exited with {uas.process.returncode}")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                return True
-        return False
-
-    wait_until(bound, 5, f"SIPp {uas.name} binding UDP port {port}")
 
 
 def gateway_invite(directory: Path) -> SippMessage:
@@ -400,7 +367,7 @@ def test_an_extension_with_permission_calls_out_with_its_caller_id_through_the_c
     switch = switch_factory(switch_config(provider, hide_number=hide_number), ("udp",))
     mary = extension_phone(baresip_factory, switch, MARY)
 
-    with gateway_uas(tmp_path, "trunk_out_gateway_answer.xml", gateway_port) as gateway:
+    with gateway_sipp(tmp_path, "trunk_out_gateway_answer.xml", gateway_port) as gateway:
         since = mary.mark()
         mary.dial(f"sip:{NATIONAL_DIALLED}@{switch.udp}")
         try:
@@ -412,7 +379,7 @@ def test_an_extension_with_permission_calls_out_with_its_caller_id_through_the_c
         assert switch.status()["trunks"]["provider"]["calls"] == 1
         mary.hangup()
         mary.wait_event("CALL_CLOSED", CALL_WAIT, since=since)
-        code = gateway.finish(timeout=SIPP_TIMEOUT + OUTER_GRACE)
+        code = gateway.call.finish(timeout=SIPP_TIMEOUT + OUTER_GRACE)
     assert code == 0, failure(tmp_path, provider, switch)
 
     # What the called number's gateway got, through the provider.
@@ -551,10 +518,10 @@ def test_every_member_busy_forwards_the_caller_to_the_contact_centre_with_divers
     )
     busy_mark = phone.mark()
 
-    with gateway_uas(tmp_path, "trunk_out_gateway_forwarded.xml", gateway_port) as gateway:
+    with gateway_sipp(tmp_path, "trunk_out_gateway_forwarded.xml", gateway_port) as gateway:
         customer = customer_call(switch, tmp_path, SHOP_DID, hold_ms=1000)
         assert customer.returncode == 0, failure(tmp_path, provider, switch)
-        code = gateway.finish(timeout=SIPP_TIMEOUT + OUTER_GRACE)
+        code = gateway.call.finish(timeout=SIPP_TIMEOUT + OUTER_GRACE)
     assert code == 0, failure(tmp_path, provider, switch)
     # Mary's and Iris's call was never disturbed, and no line was offered the customer.
     assert member_states(switch, "shop") == {MARY: "talking", IRIS: "talking"}
@@ -630,10 +597,10 @@ def test_a_linear_group_rings_the_mobile_through_the_trunk_after_an_unanswered_l
 
     kate = Callee.start(switch, KATE, "call_uas_ring_forever.xml", tmp_path)
     try:
-        with gateway_uas(tmp_path, "trunk_out_gateway_forwarded.xml", gateway_port) as gateway:
+        with gateway_sipp(tmp_path, "trunk_out_gateway_forwarded.xml", gateway_port) as gateway:
             customer = customer_call(switch, tmp_path, TEAM_DID, hold_ms=1000)
             assert customer.returncode == 0, failure(tmp_path, provider, switch)
-            code = gateway.finish(timeout=SIPP_TIMEOUT + OUTER_GRACE)
+            code = gateway.call.finish(timeout=SIPP_TIMEOUT + OUTER_GRACE)
         assert code == 0, failure(tmp_path, provider, switch)
         assert kate.finish() == 0, failure(tmp_path, provider, switch)
     finally:

@@ -1,8 +1,8 @@
-"""Helpers for trunk e2e tests beyond tests/e2e/test_trunks_outbound.py's own.
+"""Helpers for the trunk e2e tests (test_trunks_outbound.py, test_trunks_confirm.py).
 
-- :func:`gateway_sipp`: the provider's PSTN gateway as a SIPp UAS, like that file's
-  ``gateway_uas`` but taking extra SIPp arguments (``-key``, ``-d``) and returning the
-  media port SIPp was given (``-mp``: where it plays pcaps from).
+- :func:`gateway_sipp`: the provider's PSTN gateway as a SIPp UAS for one call, with
+  extra SIPp arguments if any (``-key``, ``-d``), and the media port SIPp was given
+  (``-mp``: where it plays pcaps from).
 - :class:`RtpSink`: a UDP socket the test owns, on 127.0.0.1, that a peer's SDP can
   name in its m= line; a thread keeps every datagram (arrival time, source, RTP header)
   until it is closed, so what the switch sent there can be counted afterwards.
