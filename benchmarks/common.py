@@ -572,3 +572,18 @@ def write_result(benchmark: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{benchmark}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+CPS_RESULT: Final = RESULTS / "cps.json"
+
+
+def best_cps_rate() -> int:
+    """The switch's highest passing calls/s in ``results/cps.json`` (``make bench-cps``),
+    the default load of ``make profile`` and (halved) of ``make soak``."""
+    try:
+        best = json.loads(CPS_RESULT.read_text())["best"]["b2bua"]["highest_passing_rate"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchError(
+            f"no measured maximum in {CPS_RESULT} ({exc}): run make bench-cps or pass --rate"
+        ) from exc
+    return int(best)

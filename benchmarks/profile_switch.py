@@ -45,7 +45,6 @@ from calls.setup import Inputs, write_inputs
 
 PY_SPY_BUILD: Final = common.BENCH / "build" / "venv-tools" / "bin" / "py-spy"
 HOOK: Final = common.BENCH / "profile_hook"
-CPS_RESULT: Final = common.RESULTS / "cps.json"
 CALLEES: Final = 50
 HOLD_MS: Final = 1000
 DURATION: Final = 30.0
@@ -58,16 +57,6 @@ def py_spy() -> str | None:
     if PY_SPY_BUILD.exists():
         return str(PY_SPY_BUILD)
     return shutil.which("py-spy")
-
-
-def default_rate() -> int:
-    try:
-        best = json.loads(CPS_RESULT.read_text())["best"]["b2bua"]["highest_passing_rate"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise common.BenchError(
-            f"no measured maximum in {CPS_RESULT} ({exc}): run make bench-cps or pass --rate"
-        ) from exc
-    return int(best)
 
 
 # -- reading the profiles
@@ -275,7 +264,7 @@ def main() -> int:
     args = parse_args()
     procs.check_tools(sippy=False)
     if args.rate is None:
-        args.rate = float(default_rate())
+        args.rate = float(common.best_cps_rate())
     profiler = args.profiler
     if profiler == "auto":
         profiler = "py-spy" if py_spy() else "cprofile"

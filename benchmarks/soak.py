@@ -64,7 +64,6 @@ TASKS_SLACK: Final = (0.20, 5)
 IDLE_FDS_SLACK: Final = 5
 IDLE_TASKS_SLACK: Final = 2
 TONE: Final = common.ROOT / "sipp-scenarios" / "caller_tone.wav"
-CPS_RESULT: Final = common.RESULTS / "cps.json"
 
 
 @dataclass
@@ -95,16 +94,6 @@ def sample(sut: procs.Sut, started: float) -> Sample:
         transactions=int(status.get("transactions", -1)),
         cpu_s=round(sut.cpu_seconds(), 2),
     )
-
-
-def default_rate() -> int:
-    try:
-        best = json.loads(CPS_RESULT.read_text())["best"]["b2bua"]["highest_passing_rate"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise common.BenchError(
-            f"no measured maximum in {CPS_RESULT} ({exc}): run make bench-cps or pass --rate"
-        ) from exc
-    return max(1, int(best) // 2)
 
 
 def caller(
@@ -344,7 +333,7 @@ def main() -> int:
     procs.check_tools(sippy=False)
     if not TONE.exists():
         raise common.BenchError(f"{TONE} not found")
-    rate = args.rate if args.rate else float(default_rate())
+    rate = args.rate if args.rate else float(max(1, common.best_cps_rate() // 2))
     rtp_rate = rate / args.rtp_every if args.rtp_every > 0 else 0.0
     plain_rate = rate - rtp_rate
     warmup = args.warmup if args.warmup is not None else min(WARMUP, args.duration / 5)
@@ -355,7 +344,7 @@ def main() -> int:
         "command": "make soak",
         "duration_s": args.duration,
         "rate": rate,
-        "rate_source": "--rate" if args.rate else f"half of {CPS_RESULT.name} best b2bua",
+        "rate_source": "--rate" if args.rate else f"half of {common.CPS_RESULT.name} best b2bua",
         "rtp_every": args.rtp_every,
         "hold_ms": args.hold_ms,
         "rtp_hold_ms": args.rtp_hold_ms,
